@@ -8,6 +8,7 @@ copy (visible in the summary and the graph JSON, as in HugeCTR).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from .enums import Layer_t
@@ -39,6 +40,7 @@ class Graph:
     dense_nodes: list[DenseNode] = field(default_factory=list)
     shapes: dict[str, Shape] = field(default_factory=dict)
     sparse_inputs: dict[str, int] = field(default_factory=dict)   # top name -> slot_num
+    collections: list = field(default_factory=list)                 # EmbeddingCollectionConfig, in add order
     analysed: bool = False                                          # implicit Slices inserted
 
     # -- adding -----------------------------------------------------------------------------
@@ -84,6 +86,24 @@ class Graph:
                              f"{len(emb.slot_size_array)} entries but '{emb.bottom_name}' has {slots} slots")
         self.embeddings.append(emb)
         self.shapes[emb.sparse_embedding_name] = (self.batch_size, slots, emb.embedding_vec_size)
+
+    def add_collection(self, config) -> None:
+        """An ``EmbeddingCollectionConfig``: its lookups read sparse inputs, its outputs become tensors."""
+        what = f"EmbeddingCollection {len(self.collections)}"
+        config = copy.deepcopy(config)           # later changes to the script's object do not reach the model
+        self._require_input(what)
+        if any(not n.implicit for n in self.dense_nodes):
+            raise ValueError(f"{what}: add embedding collections before dense layers")
+        for bottom in config.bottom_names:
+            if bottom not in self.sparse_inputs:
+                raise ValueError(f"{what}: bottom_name '{bottom}' is not a sparse input; sparse inputs are: "
+                                 f"{', '.join(self.sparse_inputs) or '(none)'}")
+        hotness = {p.top_name: p.max_nnz for p in self.input.data_reader_sparse_param_array}
+        shapes = config.output_shapes(self.batch_size, hotness)
+        for name in shapes:
+            self._require_new(name, what)
+        self.collections.append(config)
+        self.shapes.update(shapes)
 
     def add_dense(self, params: DenseLayer) -> DenseNode:
         self._require_input(f"{params.layer_type} '{params.name}'")

@@ -8,10 +8,11 @@ import torch
 
 from . import fit as fit_loops
 from . import log
+from . import tensor_checkout
 from .data.device_feed import DeviceFeed
 from .data.reader import DataReader, SourceOptions, parquet_worker_count
 from .distributed import env
-from .enums import DataReaderType_t, MetricsType
+from .enums import DataReaderType_t, FileSystemType_t, MetricsType
 from .graph import Graph
 from .layers.base import WeightInit
 from .metrics import MetricsCollection
@@ -19,7 +20,9 @@ from .network import DenseNetwork
 from .optimizers.dense import make_dense_optimizer
 from .optimizers.flat_parameters import FlatParameters
 from .optimizers.lr_scheduler import LearningRateScheduler
-from .params import DataReaderParams, DenseLayer, GroupDenseLayer, Input, OptParamsPy, Solver, SparseEmbedding
+from .params import (DataReaderParams, DenseLayer, EmbeddingCollectionConfig, GroupDenseLayer, Input, OptParamsPy,
+                     Solver, SparseEmbedding)
+from .embedding.collection import build_collections, check_collection
 from .embedding.sparse_embedding import SparseEmbeddingTable
 from .model_files import ModelFiles
 from .summary import print_summary
@@ -36,6 +39,9 @@ class Model(ModelFiles):
             if not isinstance(value, kind):
                 raise TypeError(f"Model(): {name} must be a hugectr.{kind.__name__}, got {type(value).__name__}")
         self.solver, self.reader_params, self.opt_params = solver, reader_params, opt_params
+        if solver.data_source_params is not None and reader_params.data_source_params.source is FileSystemType_t.Local:
+            # HugeCTR v3.9's CreateSolver(data_source_params=...): the file system of data the reader leaves Local
+            reader_params.data_source_params = solver.data_source_params
         self.device = env.select_device(solver.vvgpu)
         self.seed = solver.seed or int.from_bytes(os.urandom(4), "little")
         self.graph = Graph(batch_size=solver.batchsize // solver.num_gpus)
@@ -72,9 +78,12 @@ class Model(ModelFiles):
         elif isinstance(layer, GroupDenseLayer):      # an older API: a chain of FusedInnerProduct layers
             for dense in layer.expand():
                 self.graph.add_dense(dense)
+        elif isinstance(layer, EmbeddingCollectionConfig):
+            check_collection(layer, self.solver, self.graph.input, self.opt_params, self.graph.collections)
+            self.graph.add_collection(layer)
         else:
-            raise TypeError(f"Model.add takes hugectr.Input, hugectr.SparseEmbedding, hugectr.DenseLayer or "
-                            f"hugectr.GroupDenseLayer, got {type(layer).__name__}")
+            raise TypeError(f"Model.add takes hugectr.Input, hugectr.SparseEmbedding, hugectr.DenseLayer, "
+                            f"hugectr.GroupDenseLayer or hugectr.EmbeddingCollectionConfig, got {type(layer).__name__}")
 
     def compile(self, loss_names: list[str] | None = None, loss_weights: list[float] | None = None) -> None:
         """Analyse the graph, build every layer and table on the device, set up optimizers and metrics."""
@@ -95,11 +104,13 @@ class Model(ModelFiles):
         flat = FlatParameters(network.trainable_parameters())
         dense_optimizer = make_dense_optimizer(self.opt_params, flat)
         tables = self._build_tables()
+        collections = build_collections(graph.collections, graph.input, graph.batch_size, self.opt_params,
+                                        seed=self.seed + 2, device=self.device)
         self.engine = StepEngine(
             StepSettings(self.device, self._autocast_dtype(), self.solver.scaler, graph.batch_size,
                          compile=compile_wanted(self.device)),
             network, tables, flat, dense_optimizer, list(graph.input.label_names), graph.input.dense_name,
-            self._label_weights(loss_names, loss_weights))
+            self._label_weights(loss_names, loss_weights), collections=collections)
         self.metrics = MetricsCollection(self.solver.metrics_spec)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = self.solver.enable_tf32_compute
@@ -173,7 +184,8 @@ class Model(ModelFiles):
         # Raw needs the sample count of its file: num_samples for the train source, eval_num_samples for eval.
         num_samples = params.num_samples if source == params.source[0] else params.eval_num_samples
         if kind is DataReaderType_t.Parquet:
-            workers = parquet_worker_count(params.num_workers, source, max(len(self.solver.vvgpu[0]), 1))
+            workers = parquet_worker_count(params.num_workers, source, max(len(self.solver.vvgpu[0]), 1),
+                                           params.data_source_params)
         elif kind is DataReaderType_t.RawAsync:
             workers = params.async_param.num_threads
         else:  # Norm: num_workers threads over the file list; Raw: over batch lanes of its one file
@@ -239,7 +251,7 @@ class Model(ModelFiles):
             return True
         dense_lr = self._lr if self.dense_trainable else 0.0
         sparse_lrs = {name: (self._lr if trainable else 0.0) for name, trainable in self.embedding_trainable.items()}
-        self._last_loss = self.engine.train_step(batch, dense_lr, sparse_lrs)
+        self._last_loss = self.engine.train_step(batch, dense_lr, sparse_lrs, collection_lr=self._lr)
         feed.prefetch()
         return True
 
@@ -266,10 +278,18 @@ class Model(ModelFiles):
         self.check_overflow()
         return float(self._last_loss) if self._last_loss is not None else 0.0
 
+    def check_out_tensor(self, tensor_name: str, tensor_type):
+        """A tensor of the latest training step (``Tensor_t.Train``: its gradient) or evaluation batch
+        (``Tensor_t.Evaluate``: its values) as a float32 NumPy array (``hugectr.tensor_checkout``)."""
+        self._require_compiled("check_out_tensor")
+        return tensor_checkout.check_out(self, tensor_name, tensor_type)
+
     def check_overflow(self) -> None:
         """Raise if a table ran out of rows (GPU lookups report it without stopping the stream)."""
         for table in self.embedding_tables:
             table.check_errors()
+        for collection in self.engine.collections if self.engine is not None else []:
+            collection.check_errors()
 
     # -- freezing and schedules -------------------------------------------------------------
     def freeze_dense(self) -> None:

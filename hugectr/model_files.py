@@ -5,19 +5,30 @@ from __future__ import annotations
 import torch
 
 from . import log
+from .embedding import collection_io
 from .embedding.capacity import max_vocabulary_size_global
 from .io import checkpoint, graph_json
 from .optimizers.flat_parameters import FlatParameters
 
 
 class ModelFiles:
-    """save_params_to_files and the load_* methods; ``Model`` supplies ``engine``, ``graph`` and the rest."""
+    """save_params_to_files and the load_* methods; ``Model`` supplies ``engine``, ``graph`` and the rest.
+
+    Every file name may be a URL (``s3://``, ``gs://``, ``hdfs://``, ``https://`` of S3 or GCS); plain
+    paths are local unless ``CreateSolver(data_source_params=...)`` (HugeCTR v3.9's keyword) names
+    another file system for them. Rules: ``hugectr.io.fs``.
+    """
+
+    @property
+    def files_source(self):
+        """The ``DataSourceParams`` that plain model-file paths live on (None: the local disk)."""
+        return getattr(self.solver, "data_source_params", None)
 
     def save_params_to_files(self, prefix: str, iter: int = 0) -> None:  # noqa: A002 - HugeCTR's keyword
         """Write HugeCTR's dense, sparse and optimizer-state files for iteration ``iter``."""
         self._require_compiled("save_params_to_files")
         self.check_overflow()
-        checkpoint.save_all(prefix, iter, self)
+        checkpoint.save_all(prefix, iter, self, self.files_source)
 
     @property
     def flat_parameters(self) -> FlatParameters:
@@ -30,9 +41,9 @@ class ModelFiles:
     def load_dense_weights(self, dense_model_file: str) -> None:
         self._require_compiled("load_dense_weights")
         flat = self.engine.flat
-        values = checkpoint.read_dense(dense_model_file, flat.numel)
+        values = checkpoint.read_dense(dense_model_file, flat.numel, self.files_source)
         flat.load_(torch.from_numpy(values))
-        stats = checkpoint.read_batch_norm_stats(dense_model_file)
+        stats = checkpoint.read_batch_norm_stats(dense_model_file, self.files_source)
         if stats is not None:
             self.engine.network.load_non_trainable_states(stats)
 
@@ -42,7 +53,7 @@ class ModelFiles:
         optimizer = self.engine.dense_optimizer
         states = optimizer.state_tensors()
         values = checkpoint.read_float_states(dense_opt_states_file, sum(t.numel() for t in states),
-                                              "load_dense_optimizer_states")
+                                              "load_dense_optimizer_states", self.files_source)
         optimizer.load_state_tensors(list(torch.from_numpy(values).split([t.numel() for t in states])))
 
     def load_sparse_optimizer_states(self, sparse_opt_states_files) -> None:
@@ -52,16 +63,28 @@ class ModelFiles:
             table = self.engine.tables[name][1]
             states = table.optimizer_states()
             values = checkpoint.read_float_states(path, sum(t.numel() for t in states),
-                                                  f"load_sparse_optimizer_states('{name}')")
+                                                  f"load_sparse_optimizer_states('{name}')", self.files_source)
             table.load_optimizer_states(list(torch.from_numpy(values).split([t.numel() for t in states])))
 
     def load_sparse_weights(self, sparse_embedding_files) -> None:
         self._require_compiled("load_sparse_weights")
         for name, path in self._by_embedding(sparse_embedding_files, "load_sparse_weights").items():
             table = self.engine.tables[name][1]
-            keys, vectors, slot_ids = checkpoint.read_sparse(path, table.embedding_vec_size, name)
+            keys, vectors, slot_ids = checkpoint.read_sparse(path, table.embedding_vec_size, name, self.files_source)
             table.load(torch.from_numpy(keys), torch.from_numpy(vectors),
                        None if slot_ids is None else torch.from_numpy(slot_ids.astype("int64")))
+
+    def embedding_dump(self, path: str, table_names: list[str] | None = None) -> None:
+        """Write embedding-collection tables (all, or those named) in HugeCTR's EBC layout under ``path``."""
+        self._require_compiled("embedding_dump")
+        self.check_overflow()
+        collection_io.dump(path, self.engine.collections, table_names, i64_keys=self.solver.i64_input_key,
+                           data_source_params=self.files_source)
+
+    def embedding_load(self, path: str, table_names: list[str] | None = None) -> None:
+        """Load embedding-collection tables (all, or those named) from an ``embedding_dump`` folder."""
+        self._require_compiled("embedding_load")
+        collection_io.load(path, self.engine.collections, table_names, data_source_params=self.files_source)
 
     def _by_embedding(self, files, what: str) -> dict[str, str]:
         names = [emb.sparse_embedding_name for emb in self.graph.embeddings]
@@ -82,13 +105,14 @@ class ModelFiles:
                                                                           self.solver.num_gpus)
                       for e in self.graph.embeddings}
         graph_json.write_graph_json(graph_config_file, graph_json.graph_to_json_dict(
-            self.graph, self.solver, self.opt_params, capacities))
+            self.graph, self.solver, self.opt_params, capacities), self.files_source)
         log.info(f"Save the model graph to {graph_config_file} successfully")
 
     def construct_from_json(self, graph_config_file: str, include_dense_network: bool) -> None:
         """Add the Input, embeddings and (if asked) dense layers of a HugeCTR graph JSON."""
         inp, embeddings, dense_layers = graph_json.layers_from_json(
-            graph_config_file, include_dense_network, batch_size=self.graph.batch_size)
+            graph_config_file, include_dense_network, batch_size=self.graph.batch_size,
+            data_source_params=self.files_source)
         for layer in [inp, *embeddings, *dense_layers]:
             self.add(layer)
         log.info(f"Load the model graph from {graph_config_file} successfully")

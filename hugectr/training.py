@@ -21,6 +21,7 @@ from .graph import MULTI_LABEL_TENSOR
 from .metrics import MetricsCollection
 from .network import DenseNetwork
 from .optimizers.flat_parameters import FlatParameters
+from .tensor_checkout import StepRecorder
 
 
 @dataclass
@@ -46,7 +47,8 @@ class StepEngine:
     """Runs train and eval steps over the model's compiled parts."""
 
     def __init__(self, settings: StepSettings, network: DenseNetwork, tables: dict, flat: FlatParameters,
-                 dense_optimizer, label_names: list[str], dense_name: str, label_weights: dict[str, float]):
+                 dense_optimizer, label_names: list[str], dense_name: str, label_weights: dict[str, float],
+                 collections: list | None = None):
         self.settings = settings
         self.network = network
         self.forward = torch.compile(network, dynamic=None) if settings.compile else network
@@ -59,6 +61,8 @@ class StepEngine:
         self.metrics_label = sorted(network.loss_labels)[0]   # HugeCTR: the loss whose label sorts first
         self.keep: tuple[str, ...] = ()                       # extra tensors to hold after each step
         self.kept: dict[str, torch.Tensor] = {}
+        self.collections = list(collections or [])            # EmbeddingCollection runtimes
+        self.recorder = StepRecorder(network, flat, settings.device)   # what check_out_tensor replays
 
     def _autocast(self):
         dtype = self.settings.autocast_dtype
@@ -74,6 +78,8 @@ class StepEngine:
             if training:
                 pooled.requires_grad_(True)
             tensors[name] = pooled
+        for collection in self.collections:             # outputs derive from leaves that require grad
+            tensors.update(collection.lookup(batch.sparse, training=training, out_dtype=out_dtype))
         return tensors
 
     def _reported_loss(self, losses: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -86,10 +92,15 @@ class StepEngine:
             total = value if total is None else total + value
         return total
 
-    def train_step(self, batch: Batch, dense_lr: float, sparse_lrs: dict[str, float]) -> torch.Tensor:
-        """One iteration on a batch already on the device; returns the reported loss (no host sync)."""
+    def train_step(self, batch: Batch, dense_lr: float, sparse_lrs: dict[str, float],
+                   collection_lr: float | None = None) -> torch.Tensor:
+        """One iteration on a batch already on the device; returns the reported loss (no host sync).
+
+        ``collection_lr``: the embedding collections' learning rate (default ``dense_lr``).
+        """
         self.network.train()
         inputs = self._inputs(batch, training=True)
+        self.recorder.before_train_forward()
         with self._autocast():
             losses, _, _, self.kept = self.forward(inputs, self.keep)
         terms = self.network.regularization(self.settings.per_gpu_batch)
@@ -97,11 +108,14 @@ class StepEngine:
         objective = sum(losses.values()) + sum(terms.values()) if terms else sum(losses.values())
         self.flat.zero_grad()
         (objective * self.settings.scaler).backward()
+        self.recorder.after_train_backward(inputs)
         self.flat.gather_grads()
         self.dense_optimizer.step(dense_lr, self.settings.scaler)
         self.flat.scatter_weights()
         for name, (_, table) in self.tables.items():
             table.update(inputs[name].grad, sparse_lrs[name], self.settings.scaler)
+        for collection in self.collections:
+            collection.update(dense_lr if collection_lr is None else collection_lr, self.settings.scaler)
         return self._reported_loss(losses, {k: v.detach() for k, v in terms.items()})
 
     @torch.no_grad()
@@ -111,6 +125,7 @@ class StepEngine:
         inputs = self._inputs(batch, training=False)
         with self._autocast():
             losses, predictions, labels, self.kept = self.forward(inputs, self.keep)
+        self.recorder.after_eval(inputs)
         terms = self.network.regularization(self.settings.per_gpu_batch)
         label = self.metrics_label
         loss_layer = next(layer for layer in self.network.loss_layers() if layer.label_name == label)

@@ -25,8 +25,9 @@ SOLVER_DEFAULTS = {
     "num_iterations_statistics": 20, "perf_logging": False, "drop_incomplete_batch": True,
     "kafka_brockers": "", "training_callbacks": [],
 }
+# (v3.9's data_source_params takes effect: tests/io/test_fs.py)
 SOLVER_LEGACY = ["async_mlp_wgrad", "overlap_lr", "overlap_init_wgrad", "overlap_ar_a2a", "eval_overlap",
-                 "use_holistic_cuda_graph", "use_overlapped_pipeline", "data_source_params"]
+                 "use_holistic_cuda_graph", "use_overlapped_pipeline"]
 
 
 def test_create_solver_defaults_every_keyword():

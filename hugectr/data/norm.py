@@ -6,10 +6,12 @@ Header (8 little-endian int64): ``error_check`` (0 = Check_t.Non, 1 = Check_t.Su
 (uint32, or int64 with ``i64_input_key``). Under Check_t.Sum every record, the header included, is
 ``int32 L``, ``L`` bytes and an ``int8`` checksum (the wrapping byte sum). Keys and dense values are used
 as written (no slot offset, no log). Files are memory-mapped and decoded a window of records at a time
-(``norm_records``). As HugeCTR: a record whose checksum fails is dropped (counted in ``skipped_records``,
-with a warning naming the file and the record); ``number_of_records`` records are read per file.
-Unlike HugeCTR, which logs and skips such a file, a header that disagrees with the model or with
-``check_type`` is an error naming the file, the field, both values and the fix.
+(``norm_records``); remote files (``s3://``, ``gs://``, ``hdfs://``, or paths on ``data_source_params``:
+``hugectr.io.fs``) are read the same way, one ranged read per window. As HugeCTR: a record whose
+checksum fails is dropped (counted in ``skipped_records``, with a warning naming the file and the
+record); ``number_of_records`` records are read per file. Unlike HugeCTR, which logs and skips such a
+file, a header that disagrees with the model or with ``check_type`` is an error naming the file, the
+field, both values and the fix.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..enums import Check_t
+from ..io import fs
+from ..io.remote_arrays import RemoteBytes
 from ..params import Input
 from .file_list import read_file_list
 from .norm_records import NormLayout, Walk, decode, walk, wrapping_prefix_sums
@@ -71,8 +75,16 @@ class NormHeader:
         return header
 
 
-def map_file(path: str) -> np.ndarray:
-    """The bytes of ``path``, memory-mapped (an empty array for an empty file); ValueError if unreadable."""
+def map_file(path: str, data_source_params=None) -> np.ndarray | RemoteBytes:
+    """The bytes of ``path``, memory-mapped (an empty array for an empty file); ValueError if unreadable.
+
+    A remote file gives a ``RemoteBytes``: slicing it reads that range (the decoder only slices).
+    """
+    if fs.is_remote(path, data_source_params):
+        try:
+            return RemoteBytes(path, data_source_params)
+        except OSError as error:
+            raise ValueError(f"Norm: cannot read '{path}': {error}") from error
     try:
         if os.path.getsize(path) == 0:
             return np.zeros(0, np.uint8)
@@ -85,8 +97,8 @@ class NormSource:
     """Chunks of the Norm files of one file list, laid out for the model's ``Input``."""
 
     def __init__(self, files: list[str], input: Input, check_type: Check_t, i64_input_key: bool, *,
-                 file_list: str = ""):
-        self.files, self.file_list = files, file_list
+                 file_list: str = "", data_source_params=None):
+        self.files, self.file_list, self.data_source_params = files, file_list, data_source_params
         self.input, self.check_type, self.i64_input_key = input, check_type, i64_input_key
         self.groups = [p.slot_num for p in input.data_reader_sparse_param_array]
         max_features = sum(p.max_feature_num for p in input.data_reader_sparse_param_array)
@@ -99,8 +111,10 @@ class NormSource:
         self._probe(files[0])
 
     @classmethod
-    def from_file_list(cls, file_list: str, input: Input, check_type: Check_t, i64_input_key: bool) -> NormSource:
-        return cls(read_file_list(file_list), input, check_type, i64_input_key, file_list=file_list)
+    def from_file_list(cls, file_list: str, input: Input, check_type: Check_t, i64_input_key: bool,
+                       data_source_params=None) -> NormSource:
+        return cls(read_file_list(file_list, data_source_params), input, check_type, i64_input_key,
+                   file_list=file_list, data_source_params=data_source_params)
 
     # -- checks ------------------------------------------------------------------------------
     def header(self, path: str, data: np.ndarray) -> NormHeader:
@@ -123,7 +137,7 @@ class NormSource:
 
     def _probe(self, path: str) -> None:
         """Read the first records of the first file: a wrong i64_input_key is named here, not mid-training."""
-        data = map_file(path)
+        data = map_file(path, self.data_source_params)
         header = self.header(path, data)
         window = data[header.size:header.size + (1 << 20)]
         records = min(_PROBE_RECORDS, header.number_of_records)
@@ -139,7 +153,7 @@ class NormSource:
     def read_file(self, index: int, rows: int = 16384) -> Iterator[Chunk]:
         """The chunks of file ``index`` in record order; records with a bad checksum are left out."""
         path = self.files[index]
-        data = map_file(path)
+        data = map_file(path, self.data_source_params)
         header = self.header(path, data)
         position, done, total = header.size, 0, header.number_of_records
         record_size = self.layout.record_bytes(0) + self.layout.key_bytes * sum(

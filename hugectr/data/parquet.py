@@ -8,7 +8,9 @@ int32/uint32 (``i64_input_key=False``) or int64/uint64 (``True``), scalar (one-h
 list<int> (multi-hot, any length, empty allowed); the ``DataReaderSparseParam``s of the
 ``Input`` take them in order (the first ``slot_num`` cats go to the first param, ...), and
 ``slot_size_array`` adds ``sum(slot_size_array[:g])`` to the keys of global cat ``g``.
-Files are read record batch by record batch; nulls are refused.
+Files are read record batch by record batch; nulls are refused. Remote files (``s3://``, ``gs://``,
+``hdfs://``, or paths on ``DataReaderParams.data_source_params``: ``hugectr.io.fs``) are read by pyarrow
+through an fsspec file object, in blocks with read-ahead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..io import fs
 from ..params import Input
 from .file_list import read_file_list
 from .reader import Bags, Chunk
@@ -43,14 +47,13 @@ class ParquetMetadata:
     cats: list[tuple[int, str]]
 
     @classmethod
-    def load(cls, path: str, file_list: str = "") -> ParquetMetadata:
+    def load(cls, path: str, file_list: str = "", data_source_params=None) -> ParquetMetadata:
         where = f" (file list '{file_list}')" if file_list else ""
-        if not os.path.isfile(path):
+        if not fs.is_file(path, data_source_params):
             raise ValueError(f"Parquet: '{path}' not found{where}; HugeCTR reads _metadata.json from the folder of "
                              "the first listed data file: put it there (NVTabular writes it beside the data)")
         try:
-            with open(path, encoding="utf-8") as stream:
-                config = json.load(stream)
+            config = json.loads(fs.read_text(path, data_source_params))
             missing = [key for key in ("file_stats", *_GROUPS) if key not in config]
             if missing:
                 raise ValueError(f"missing key(s) {missing}; it needs file_stats, labels, conts and cats")
@@ -73,10 +76,11 @@ class ParquetSource:
     """Chunks of the Parquet files of one file list, laid out for the model's ``Input``."""
 
     def __init__(self, files: list[str], input: Input, slot_size_array: list[int], i64_input_key: bool, *,
-                 file_list: str = ""):
+                 file_list: str = "", data_source_params=None):
         self.files, self.file_list = files, file_list
-        self.i64_input_key = i64_input_key
-        self.metadata = ParquetMetadata.load(os.path.join(os.path.dirname(files[0]), "_metadata.json"), file_list)
+        self.i64_input_key, self.data_source_params = i64_input_key, data_source_params
+        self.metadata = ParquetMetadata.load(fs.join(fs.parent(files[0]), "_metadata.json"), file_list,
+                                             data_source_params)
         self.slots = [p.slot_num for p in input.data_reader_sparse_param_array]
         self.label_dim, self.dense_dim = input.label_dim, input.dense_dim
         self._check_against_input(slot_size_array)
@@ -87,8 +91,9 @@ class ParquetSource:
 
     @classmethod
     def from_file_list(cls, file_list: str, input: Input, slot_size_array: list[int],
-                       i64_input_key: bool) -> ParquetSource:
-        return cls(read_file_list(file_list), input, slot_size_array, i64_input_key, file_list=file_list)
+                       i64_input_key: bool, data_source_params=None) -> ParquetSource:
+        return cls(read_file_list(file_list, data_source_params), input, slot_size_array, i64_input_key,
+                   file_list=file_list, data_source_params=data_source_params)
 
     # -- checks ------------------------------------------------------------------------------
     def _check_against_input(self, slot_size_array: list[int]) -> None:
@@ -106,11 +111,11 @@ class ParquetSource:
 
     def _check_widths(self, path: str) -> None:
         """Widths of the float columns (list<float> counts its length) against label_dim / dense_dim."""
-        file = _open(path)
-        schema = file.schema_arrow
-        self._check_schema(schema, path)
-        floats = [i for g in ("labels", "conts") for i, _ in getattr(self.metadata, g)]
-        self._widths = _first_row_widths(file, floats)
+        with _open(path, self.data_source_params) as file:
+            schema = file.schema_arrow
+            self._check_schema(schema, path)
+            floats = [i for g in ("labels", "conts") for i, _ in getattr(self.metadata, g)]
+            self._widths = _first_row_widths(file, floats)
         for group, want, what in (("labels", self.label_dim, "label_dim"), ("conts", self.dense_dim, "dense_dim")):
             columns = [i for i, _ in getattr(self.metadata, group)]
             found = sum(self._widths[i] for i in columns)
@@ -154,18 +159,18 @@ class ParquetSource:
     def read_file(self, index: int, rows: int = ROWS_PER_READ) -> Iterator[Chunk]:
         """The chunks of file ``index`` in row order: ``rows`` samples each, fewer in the last."""
         path = self.files[index]
-        file = _open(path)
-        self._check_schema(file.schema_arrow, path)
-        self._check_rows(file, path)
-        wanted = [i for g in _GROUPS for i, _ in getattr(self.metadata, g)]
-        names = file.schema_arrow.names
-        unique = len(set(names)) == len(names)
-        # By name when names are unique (reads only those columns); else every column, picked by index.
-        selected = [names[i] for i in sorted(wanted)] if unique else None
-        for record_batch in file.iter_batches(batch_size=rows, columns=selected):
-            if record_batch.num_rows:
-                columns = {i: record_batch.column(names[i] if unique else i) for i in wanted}
-                yield self._convert(columns, record_batch.num_rows, path)
+        with _open(path, self.data_source_params) as file:
+            self._check_schema(file.schema_arrow, path)
+            self._check_rows(file, path)
+            wanted = [i for g in _GROUPS for i, _ in getattr(self.metadata, g)]
+            names = file.schema_arrow.names
+            unique = len(set(names)) == len(names)
+            # By name when names are unique (reads only those columns); else every column, picked by index.
+            selected = [names[i] for i in sorted(wanted)] if unique else None
+            for record_batch in file.iter_batches(batch_size=rows, columns=selected):
+                if record_batch.num_rows:
+                    columns = {i: record_batch.column(names[i] if unique else i) for i in wanted}
+                    yield self._convert(columns, record_batch.num_rows, path)
 
     def _convert(self, columns: dict[int, pa.Array], rows: int, path: str) -> Chunk:
         meta = self.metadata
@@ -240,11 +245,20 @@ def _to_sample_major(lengths: np.ndarray, values: np.ndarray) -> tuple[np.ndarra
     return out, offsets
 
 
-def _open(path: str) -> pq.ParquetFile:
+@contextmanager
+def _open(path: str, data_source_params=None) -> Iterator[pq.ParquetFile]:
+    """The Parquet file at ``path``; a remote one is read through an fsspec file object, closed on exit."""
+    remote = fs.is_remote(path, data_source_params)
+    handle = fs.open_input(path, data_source_params) if remote else None
     try:
-        return pq.ParquetFile(path)
-    except (OSError, ValueError, pa.ArrowException) as error:   # a damaged footer can fail to decode
-        raise ValueError(f"Parquet: cannot open '{path}' as a Parquet file: {error}") from error
+        try:
+            file = pq.ParquetFile(handle if remote else path)
+        except (OSError, ValueError, pa.ArrowException) as error:   # a damaged footer can fail to decode
+            raise ValueError(f"Parquet: cannot open '{path}' as a Parquet file: {error}") from error
+        yield file
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def _is_list(kind: pa.DataType) -> bool:

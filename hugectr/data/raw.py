@@ -7,11 +7,12 @@ Int labels become floats, int dense values ``log(x + 1)`` (in float32, as HugeCT
 ``i64_input_key``). The file size must be ``num_samples`` x the sample size.
 
 The machinery here (``SampleLayout``, ``FixedSampleSource``) also reads RawAsync (``raw_async.py``):
-the file is memory-mapped and read as whole batches of ``batch_size`` samples. Batch ``b`` goes to
-lane ``b % lanes`` and every lane is one entry of ``files``; with one lane per ``DataReader`` worker
-they decode in parallel while its round-robin hands the batches out in file order, as HugeCTR's Raw
-workers do. (In repeat mode lanes restart on their own, so after the first pass the order of
-batches can differ from HugeCTR's, which wraps around the whole file.)
+the file is memory-mapped and read as whole batches of ``batch_size`` samples (a remote file, on
+``s3://``, ``gs://``, ``hdfs://`` or ``data_source_params`` (``hugectr.io.fs``), by ranged reads
+instead). Batch ``b`` goes to lane ``b % lanes`` and every lane is one entry of ``files``; with one
+lane per ``DataReader`` worker they decode in parallel while its round-robin hands the batches out in
+file order, as HugeCTR's Raw workers do. (In repeat mode lanes restart on their own, so after the
+first pass the order of batches can differ from HugeCTR's, which wraps around the whole file.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..io import fs
+from ..io.remote_arrays import RemoteRecords
 from ..params import DataReaderParams, Input
 from .reader import Bags, Chunk, SourceOptions
 
@@ -101,8 +104,9 @@ class FixedSampleSource:
     """
 
     def __init__(self, path: str, layout: SampleLayout, samples: int, batch_size: int, lanes: int,
-                 order: np.ndarray | None = None):
+                 order: np.ndarray | None = None, data_source_params=None):
         self.path, self.layout, self.samples = path, layout, samples
+        self.data_source_params = data_source_params
         self.batch_size = batch_size if batch_size > 0 else 1      # unknown: any sample boundary will do
         self.batches = -(-samples // self.batch_size)
         self.order = order
@@ -113,7 +117,10 @@ class FixedSampleSource:
         """The batches of lane ``index`` (b = index, index + lanes, ...), several to a chunk."""
         if self.samples == 0:
             return
-        records = np.memmap(self.path, dtype=self.layout.record, mode="r", shape=(self.samples,))
+        if fs.is_remote(self.path, self.data_source_params):
+            records = RemoteRecords(self.path, self.layout.record, self.samples, self.data_source_params)
+        else:
+            records = np.memmap(self.path, dtype=self.layout.record, mode="r", shape=(self.samples,))
         size = self.batch_size
         per_chunk = max(1, rows // size)
         if self.order is None and self.lanes == 1:          # the whole file in order: zero-copy slices
@@ -126,12 +133,13 @@ class FixedSampleSource:
             yield self.layout.decode(records[samples[samples < self.samples]])
 
 
-def check_file(path: str, what: str) -> int:
+def check_file(path: str, what: str, data_source_params=None) -> int:
     """The size of the data file ``path``; ValueError naming it if it is missing or empty."""
-    if not os.path.isfile(path):
-        raise ValueError(f"{what}: data file '{path}' not found (working directory: {os.getcwd()}); {what} reads "
-                         "ONE binary file: pass its path as source / eval_source")
-    size = os.path.getsize(path)
+    if not fs.is_file(path, data_source_params):
+        where = "" if fs.is_remote(path, data_source_params) else f" (working directory: {os.getcwd()})"
+        raise ValueError(f"{what}: data file '{path}' not found{where}; {what} reads ONE binary file: pass its path "
+                         "as source / eval_source")
+    size = fs.file_size(path, data_source_params)
     if size == 0:
         raise ValueError(f"{what}: data file '{path}' is empty; regenerate it")
     return size
@@ -149,15 +157,17 @@ def raw_source(source: str, input: Input, reader_params: DataReaderParams, i64_i
                options: SourceOptions) -> FixedSampleSource:
     """The Raw file ``source`` with ``options.num_samples`` samples (num_samples / eval_num_samples)."""
     layout = raw_layout(input, reader_params.float_label_dense, i64_input_key)
-    size = check_file(source, "Raw")
+    location = reader_params.data_source_params
+    size = check_file(source, "Raw", location)
     expected = options.num_samples * layout.sample_bytes
     if options.num_samples <= 0 or size != expected:
-        raise ValueError(_size_message(source, size, layout, options.num_samples, input, i64_input_key))
-    return FixedSampleSource(source, layout, options.num_samples, options.batch_size, options.workers)
+        raise ValueError(_size_message(source, size, layout, options.num_samples, input, i64_input_key, location))
+    return FixedSampleSource(source, layout, options.num_samples, options.batch_size, options.workers,
+                             data_source_params=location)
 
 
 def _size_message(path: str, size: int, layout: SampleLayout, num_samples: int, input: Input,
-                  i64_input_key: bool) -> str:
+                  i64_input_key: bool, data_source_params=None) -> str:
     sample = layout.sample_bytes
     head = (f"Raw: '{path}' has {size} bytes, but num_samples={num_samples} samples of {sample} bytes "
             f"({input.label_dim} label + {input.dense_dim} dense values, {sum(layout.nnz)} int32 keys) make "
@@ -176,8 +186,7 @@ def _size_message(path: str, size: int, layout: SampleLayout, num_samples: int, 
     elif size % sample == 0:
         hints.append(f"the file holds {size // sample} such samples: set num_samples (eval_num_samples for the "
                      f"eval source) to {size // sample}")
-    with open(path, "rb") as stream:
-        start = stream.read(64)
+    start = fs.read_bytes(path, data_source_params, 0, min(64, size))
     if start[:1].isdigit() and b"\n" in start:
         hints.append("it looks like a text file list; Raw reads one binary file, not a file list")
     return head + ("; " + "; ".join(hints) if hints else "; the file is truncated or was written with another "

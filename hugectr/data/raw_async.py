@@ -52,7 +52,7 @@ def raw_async_source(source: str, input: Input, reader_params: DataReaderParams,
                          "DataReaderSparseParams have nnz_per_slot > 1; pass "
                          "async_param=hugectr.AsyncParam(..., multi_hot_reader=True)")
     layout = raw_async_layout(input, async_param.is_dense_float, i64_input_key)
-    size = check_file(source, "RawAsync")
+    size = check_file(source, "RawAsync", reader_params.data_source_params)
     if size % layout.sample_bytes:
         raise ValueError(f"RawAsync: '{source}' has {size} bytes, not a multiple of the {layout.sample_bytes}-byte "
                          f"sample ({input.label_dim} int32 labels, {input.dense_dim} "
@@ -64,4 +64,5 @@ def raw_async_source(source: str, input: Input, reader_params: DataReaderParams,
     order = None
     if async_param.shuffle and batch_size > 0:
         order = batch_order(-(-samples // batch_size), samples, batch_size, options.seed)
-    return FixedSampleSource(source, layout, samples, batch_size, options.workers, order)
+    return FixedSampleSource(source, layout, samples, batch_size, options.workers, order,
+                             data_source_params=reader_params.data_source_params)

@@ -129,11 +129,13 @@ def open_source(reader_params: DataReaderParams, input: Input, source: str, i64_
     if kind is DataReaderType_t.Parquet:
         from .parquet import ParquetSource
 
-        return ParquetSource.from_file_list(source, input, reader_params.slot_size_array, i64_input_key)
+        return ParquetSource.from_file_list(source, input, reader_params.slot_size_array, i64_input_key,
+                                            reader_params.data_source_params)
     if kind is DataReaderType_t.Norm:
         from .norm import NormSource
 
-        return NormSource.from_file_list(source, input, reader_params.check_type, i64_input_key)
+        return NormSource.from_file_list(source, input, reader_params.check_type, i64_input_key,
+                                         reader_params.data_source_params)
     if kind is DataReaderType_t.Raw:
         from .raw import raw_source
 
@@ -145,9 +147,9 @@ def open_source(reader_params: DataReaderParams, input: Input, source: str, i64_
     raise ValueError(f"DataReader: unknown data_reader_type {kind!r}; use one of {list(DataReaderType_t)}")
 
 
-def parquet_worker_count(num_workers: int, source: str, num_local_gpus: int) -> int:
+def parquet_worker_count(num_workers: int, source: str, num_local_gpus: int, data_source_params=None) -> int:
     """HugeCTR's Parquet worker count: ``min(num_workers, #files in source, #local GPUs)``, at least 1."""
-    return max(1, min(num_workers, len(read_file_list(source)), num_local_gpus))
+    return max(1, min(num_workers, len(read_file_list(source, data_source_params)), num_local_gpus))
 
 
 class _Failure:

@@ -1,4 +1,9 @@
-"""Atomic file writes and checked raw-array reads: a crash never leaves a half-written file."""
+"""Atomic file writes and checked raw-array reads: a crash never leaves a half-written file.
+
+Local files are written to a temporary name and renamed. Remote files (``s3://``, ``gs://``, ``hdfs://``,
+or a path on ``data_source_params``; see ``hugectr.io.fs``) are uploaded whole in one request, which
+object stores make visible all at once; a folder there is a set of such objects.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from . import fs
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``."""
-    path = Path(path)
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, data_source_params=None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
+
+    A remote ``path`` is uploaded whole instead (one object, visible all at once).
+    """
+    if fs.is_remote(path, data_source_params):
+        fs.write_object(path, data, data_source_params)
+        return
+    path = Path(fs.local_path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -26,14 +39,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Non
         raise
 
 
-def atomic_write_array(path: str | os.PathLike, array: np.ndarray) -> None:
+def atomic_write_array(path: str | os.PathLike, array: np.ndarray, data_source_params=None) -> None:
     """Raw little-endian bytes of ``array`` (HugeCTR's files have no header)."""
-    atomic_write_bytes(path, np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+    data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+    atomic_write_bytes(path, data.tobytes(), data_source_params)
 
 
-def atomic_write_folder(path: str | os.PathLike, files: dict[str, np.ndarray]) -> None:
-    """Write a folder of raw arrays under a temporary name, then swap it in whole."""
-    path = Path(path)
+def atomic_write_folder(path: str | os.PathLike, files: dict[str, np.ndarray], data_source_params=None) -> None:
+    """Write a folder of raw arrays under a temporary name, then swap it in whole.
+
+    Remote: every array is one whole object; objects of an earlier folder that the new one lacks are
+    deleted first (the snapshot marker, written last, is what says the folder is complete).
+    """
+    if fs.is_remote(path, data_source_params):
+        for stale in set(fs.list_files(path, data_source_params)) - set(files):
+            fs.remove(fs.join(path, stale), data_source_params)
+        for name, array in files.items():
+            atomic_write_array(fs.join(path, name), array, data_source_params)
+        return
+    path = Path(fs.local_path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
@@ -52,17 +76,29 @@ def atomic_write_folder(path: str | os.PathLike, files: dict[str, np.ndarray]) -
         raise
 
 
-def read_array(path: str | os.PathLike, dtype, what: str, count: int | None = None) -> np.ndarray:
+def read_array(path: str | os.PathLike, dtype, what: str, count: int | None = None,
+               data_source_params=None) -> np.ndarray:
     """Read a raw array, checking the file exists and its size fits ``dtype`` (and ``count`` if given)."""
-    path = Path(path)
-    if not path.is_file():
+    remote = fs.is_remote(path, data_source_params)
+    path = os.fspath(path) if remote else Path(fs.local_path(path))
+    if not fs.is_file(path, data_source_params):
         raise FileNotFoundError(f"{what}: file '{path}' does not exist")
     itemsize = np.dtype(dtype).itemsize
-    size = path.stat().st_size
+    size = fs.file_size(path, data_source_params)
     if size % itemsize:
         raise ValueError(f"{what}: '{path}' has {size} bytes, not a whole number of {np.dtype(dtype).name} values; "
                          "the file is truncated or not this kind of file")
     if count is not None and size != count * itemsize:
         raise ValueError(f"{what}: '{path}' holds {size // itemsize} {np.dtype(dtype).name} values but the model "
                          f"expects {count}; the file was written for a different model")
-    return np.fromfile(path, dtype=np.dtype(dtype).newbyteorder("<"))
+    dtype = np.dtype(dtype).newbyteorder("<")
+    if not remote:
+        return np.fromfile(path, dtype=dtype)
+    out = np.empty(size // itemsize, dtype)
+    if size == 0:
+        return out
+    with fs.open_input(path, data_source_params) as stream:     # straight into the array: no extra copy
+        got = stream.readinto(memoryview(out).cast("B"))
+    if got != size:
+        raise ValueError(f"{what}: read {got} of the {size} bytes of '{path}'; the file changed while being read")
+    return out

@@ -24,7 +24,6 @@ import copy
 import json
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from ..graph import MULTI_LABEL_TENSOR, DenseNode, Graph
 from ..layers.base import layer_class, registered_types
 from ..params import (CreateOptimizer, DataReaderSparseParam, DenseLayer, Input, OptParamsPy, Solver,
                       SparseEmbedding)
+from . import fs
 from .files import atomic_write_bytes
 
 DATA_LAYER = "Data"
@@ -89,9 +89,10 @@ def dumps_graph_json(config: dict) -> str:
     return json.dumps(float32_json(config), indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def write_graph_json(path: str | os.PathLike, config: dict) -> None:
-    """Write ``config`` to ``path`` as HugeCTR formats it, atomically (temporary file + rename)."""
-    atomic_write_bytes(path, dumps_graph_json(config).encode("utf-8"))
+def write_graph_json(path: str | os.PathLike, config: dict, data_source_params=None) -> None:
+    """Write ``config`` to ``path`` as HugeCTR formats it, atomically (temporary file + rename, or one
+    whole object on remote storage: ``hugectr.io.fs``)."""
+    atomic_write_bytes(path, dumps_graph_json(config).encode("utf-8"), data_source_params)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -179,17 +180,17 @@ def _dense_json(node: DenseNode) -> dict:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def layers_from_json(source: str | os.PathLike | dict, include_dense_network: bool, batch_size: int = 1
-                     ) -> tuple[Input, list[SparseEmbedding], list[DenseLayer]]:
+def layers_from_json(source: str | os.PathLike | dict, include_dense_network: bool, batch_size: int = 1,
+                     data_source_params=None) -> tuple[Input, list[SparseEmbedding], list[DenseLayer]]:
     """The ``Input``, ``SparseEmbedding``s and (if asked) ``DenseLayer``s of a graph JSON, in add order.
 
-    ``source`` is a path or an already parsed dict. Implicit Slices are dropped (``Model.add`` +
-    ``compile`` insert them again). The layers are checked on a scratch graph of per-GPU batch
-    ``batch_size`` (give the model's: GRU and Gather shapes depend on it), so a wrong shape or
-    name is reported here with the layer's index.
+    ``source`` is a path (local or remote, ``hugectr.io.fs``) or an already parsed dict. Implicit
+    Slices are dropped (``Model.add`` + ``compile`` insert them again). The layers are checked on a
+    scratch graph of per-GPU batch ``batch_size`` (give the model's: GRU and Gather shapes depend on
+    it), so a wrong shape or name is reported here with the layer's index.
     """
     where = _describe_source(source)
-    config = _load(source, where)
+    config = _load(source, where, data_source_params)
     layers = config.get("layers") if isinstance(config, dict) else None
     if not isinstance(layers, list) or not layers:
         raise ValueError(f"{where}: expected an object with a non-empty \"layers\" list (HugeCTR's graph JSON)")
@@ -220,14 +221,13 @@ def _describe_source(source) -> str:
     return "graph JSON (dict)" if isinstance(source, dict) else f"graph JSON '{os.fspath(source)}'"
 
 
-def _load(source, where: str):
+def _load(source, where: str, data_source_params=None):
     if isinstance(source, dict):
         return source
-    path = Path(source)
-    if not path.is_file():
+    if not fs.is_file(source, data_source_params):
         raise FileNotFoundError(f"{where}: file does not exist")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(fs.read_text(source, data_source_params))
     except json.JSONDecodeError as err:
         raise ValueError(f"{where}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from err
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path  # noqa: F401 - the doctest uses it
 
 import numpy as np
 
+from . import fs
 from .files import read_array
 
 
@@ -24,8 +25,11 @@ class SparseModel:
         return dict(zip(self.keys.tolist(), self.vectors))
 
 
-def read_sparse_model(folder: str | os.PathLike) -> SparseModel:
+def read_sparse_model(folder: str | os.PathLike, data_source_params=None) -> SparseModel:
     """Load ``<prefix><i>_sparse_<iter>.model/``; the vector size follows from the file sizes.
+
+    ``folder`` may be remote (``s3://...``, ``gs://...``, ``hdfs://...``, or a path on
+    ``data_source_params``; see ``hugectr.io.fs``).
 
     >>> import tempfile, numpy as np
     >>> d = Path(tempfile.mkdtemp()) / "m0_sparse_1.model"; d.mkdir()
@@ -34,19 +38,18 @@ def read_sparse_model(folder: str | os.PathLike) -> SparseModel:
     >>> model.keys.tolist(), model.vectors.shape, model.slot_ids
     ([7, 3], (2, 3), None)
     """
-    folder = Path(folder)
-    what = "read_sparse_model"
-    if not folder.is_dir():
+    folder, source, what = os.fspath(folder), data_source_params, "read_sparse_model"
+    if not fs.is_dir(folder, source):
         raise FileNotFoundError(f"{what}: '{folder}' is not a sparse model folder (expected key and emb_vector "
                                 "files inside)")
-    keys = read_array(folder / "key", np.int64, what)
-    vectors = read_array(folder / "emb_vector", np.float32, what)
+    keys = read_array(fs.join(folder, "key"), np.int64, what, data_source_params=source)
+    vectors = read_array(fs.join(folder, "emb_vector"), np.float32, what, data_source_params=source)
     if keys.size == 0:
         return SparseModel(keys, vectors.reshape(0, 0), None)
     if vectors.size % keys.size:
         raise ValueError(f"{what}: '{folder}' holds {keys.size} keys but {vectors.size} vector values, not a "
                          "multiple; the folder is truncated")
     slot_ids = None
-    if (folder / "slot_id").is_file():
-        slot_ids = read_array(folder / "slot_id", np.uint64, what, count=keys.size)
+    if fs.is_file(fs.join(folder, "slot_id"), source):
+        slot_ids = read_array(fs.join(folder, "slot_id"), np.uint64, what, count=keys.size, data_source_params=source)
     return SparseModel(keys, vectors.reshape(keys.size, -1), slot_ids)

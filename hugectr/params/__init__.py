@@ -1,6 +1,7 @@
 """The parameter objects a HugeCTR script builds before and while it adds layers."""
 
 from .dense_layer import DenseLayer
+from .embedding_collection import EmbeddingCollectionConfig, EmbeddingTableConfig
 from .graph import DataReaderSparseParam, DenseLayerComputeConfig, Input, SparseEmbedding
 from .group_dense_layer import GroupDenseLayer
 from .optimizer import CreateOptimizer, OptParamsPy
@@ -9,6 +10,7 @@ from .solver import CreateSolver, Solver
 
 __all__ = [
     "AsyncParam", "CreateOptimizer", "CreateSolver", "DataReaderParams", "DataReaderSparseParam",
-    "DataSourceParams", "DenseLayer", "DenseLayerComputeConfig", "GroupDenseLayer", "Input", "OptParamsPy", "Solver",
+    "DataSourceParams", "DenseLayer", "DenseLayerComputeConfig", "EmbeddingCollectionConfig", "EmbeddingTableConfig",
+    "GroupDenseLayer", "Input", "OptParamsPy", "Solver",
     "SparseEmbedding",
 ]

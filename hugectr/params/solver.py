@@ -8,11 +8,13 @@ from dataclasses import field
 from .._checks import require_bool, require_int, require_number
 from ..enums import AllReduceAlgo, DeviceLayout, LrPolicy_t, MetricsType, coerce
 from ._dataclass import strict_params
+from .reader import DataSourceParams
 
 # Keywords of older HugeCTR releases: accepted so old scripts run, with no effect here.
+# (v3.9's data_source_params is a field instead: it does take effect.)
 LEGACY_SOLVER_KEYWORDS = (
     "async_mlp_wgrad", "overlap_lr", "overlap_init_wgrad", "overlap_ar_a2a", "eval_overlap",
-    "use_holistic_cuda_graph", "use_overlapped_pipeline", "data_source_params",
+    "use_holistic_cuda_graph", "use_overlapped_pipeline",
 )
 
 
@@ -65,6 +67,9 @@ class Solver:
     training_callbacks: list = field(default_factory=list)
     # Extension (not in HugeCTR): the half type of use_mixed_precision, "fp16" (HugeCTR's) or "bf16".
     mixed_precision_dtype: str = "fp16"
+    # HugeCTR v3.9's keyword (gone at HEAD): the file system of plain paths, for the data when
+    # DataReaderParams leaves it Local, and for model files (hugectr.io.fs). None: the local disk.
+    data_source_params: DataSourceParams | None = None
 
     def __post_init__(self) -> None:
         owner = "CreateSolver"
@@ -84,6 +89,9 @@ class Solver:
         self.metrics_spec = {coerce(MetricsType, k, "CreateSolver: metrics_spec key"): float(v)
                              for k, v in dict(self.metrics_spec).items()}
         self.training_callbacks = list(self.training_callbacks)
+        if self.data_source_params is not None and not isinstance(self.data_source_params, DataSourceParams):
+            raise TypeError(f"CreateSolver: data_source_params must be a hugectr.data.DataSourceParams, got "
+                            f"{self.data_source_params!r}")
         if self.lr < 0 or self.end_lr < 0:
             raise ValueError(f"CreateSolver: lr and end_lr must be >= 0, got lr={self.lr}, end_lr={self.end_lr}")
         if self.decay_power < 1:
