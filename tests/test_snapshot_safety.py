@@ -49,6 +49,17 @@ def markers(folder):
     return found
 
 
+def wait_for_a_finished_snapshot(folder, since, child, limit=180.0):
+    """The first steps compile kernels (seconds on a GPU): kill only once this run has finished a snapshot."""
+    while time.time() - since < limit:
+        fresh = [p for p in folder.glob("m_snapshot_*.json") if p.stat().st_mtime >= since - 1]
+        if any(json.loads(p.read_text())["complete"] for p in fresh):     # markers are replaced atomically
+            return
+        assert child.poll() is None, "the writer exited before its first snapshot"
+        time.sleep(0.05)
+    raise AssertionError(f"no snapshot in {limit} s")
+
+
 def test_optimizer_states_round_trip(planted_data, build_small_model, tmp_path):
     model = build_small_model(planted_data)
     model.start_data_reading()
@@ -98,7 +109,8 @@ def test_killed_writer_leaves_the_last_complete_snapshot_loadable(tmp_path, plan
     for _ in range(3):
         child = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, env=env)
         assert child.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.3, 1.5))
+        wait_for_a_finished_snapshot(tmp_path / "snap", since=time.time(), child=child)
+        time.sleep(rng.uniform(0.0, 1.0))        # then kill somewhere in the middle of later snapshots
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     found = markers(tmp_path / "snap")
