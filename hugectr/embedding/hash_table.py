@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from ..kernels.dispatch import triton_enabled
+from ..kernels.embedding_update import OccurrenceGroups
 from ..kernels.hash_find import EMPTY_KEY, HashSlots, hash_find, mix64
 from ..kernels.hash_insert import hash_insert
 
@@ -160,11 +161,19 @@ class HashTable:
         """``(unique_rows, inverse, new_rows, first_seen)``: ``insert_or_find_unique`` plus, per unique
         entry, the row it was just given (``scratch_row`` if it was not new) and the position of its
         first occurrence in ``keys`` (for callers that record where new keys came from)."""
+        return self.insert_or_find_grouped(keys)[:4]
+
+    def insert_or_find_grouped(self, keys: torch.Tensor):
+        """``insert_or_find_new``'s four tensors and the occurrences grouped by unique entry.
+
+        The fifth item is an ``OccurrenceGroups`` (what the fused backward sorts for) when the
+        fixed-size path sorted the keys anyway, else None.
+        """
         keys = self._as_keys(keys)
         if self.fixed_size:
             self._errors.raise_if_set(self, block=False)
             return self._insert_fixed_size(keys)
-        return self._insert_with_syncs(keys)
+        return (*self._insert_with_syncs(keys), None)
 
     def _insert_with_syncs(self, keys: torch.Tensor):
         """The exact-size path: ``torch.unique`` and the new-key count are read on the host."""
@@ -191,13 +200,19 @@ class HashTable:
         return rows, inverse, new_rows, first_seen
 
     def _insert_fixed_size(self, keys: torch.Tensor):
-        """Insert-or-find with every array of size n: no host sync (see ``insert_or_find_unique``)."""
+        """Insert-or-find with every array of size n: no host sync (see ``insert_or_find_unique``).
+
+        One stable sort of the keys gives everything: unique entries in key order, each one's first
+        occurrence (its run's head, the sort being stable), the rank of each new key in
+        first-occurrence order (a running count over occurrence positions) and the grouping the
+        backward pass needs.
+        """
         n, device = keys.numel(), self.device
         if n == 0:
             empty = torch.empty(0, dtype=torch.int64, device=device)
-            return empty, empty, empty, empty
+            return empty, empty, empty, empty, OccurrenceGroups(empty.to(torch.int32), empty)
         position = torch.arange(n, device=device)
-        sorted_keys, order = torch.sort(keys)
+        sorted_keys, order = torch.sort(keys, stable=True)
         head = torch.ones(n, dtype=torch.bool, device=device)
         head[1:] = sorted_keys[1:] != sorted_keys[:-1]
         ids = torch.cumsum(head, 0) - 1                                  # (n,) unique index, sorted order
@@ -206,8 +221,12 @@ class HashTable:
         valid = position <= ids[-1:]
         rows = hash_find(unique, self.slots())
         missing = valid & (rows < 0) & (unique != EMPTY_KEY)
-        first_seen = torch.full_like(ids, n).scatter_reduce_(0, inverse, position, "amin")
-        rank = torch.empty_like(ids).scatter_(0, torch.argsort(torch.where(missing, first_seen, n)), position)
+        # Heads write their unique entry's first occurrence; the others write a scratch entry n.
+        first_seen = torch.full((n + 1,), n, dtype=torch.int64, device=device).scatter_(
+            0, torch.where(head, ids, n), order)[:n]
+        # Occurrence p starts a new key's run: counting those up to p ranks new keys by first occurrence.
+        starts = torch.empty_like(ids).scatter_(0, order, (head & missing.index_select(0, ids)).long())
+        rank = (torch.cumsum(starts, 0) - 1).index_select(0, first_seen.clamp(max=n - 1))
         attempted = self._size_on_device + missing.sum()                # (1,)
         fits = attempted <= self.capacity
         insert = missing & fits
@@ -220,7 +239,7 @@ class HashTable:
         self._size_on_host = False
         self._errors.record(torch.where(fits, 0, attempted), (valid & (unique == EMPTY_KEY)).any())
         rows = torch.where(insert, new_rows, torch.where(valid & (rows >= 0), rows, self.scratch_row))
-        return rows, inverse, new_rows, first_seen
+        return rows, inverse, new_rows, first_seen, OccurrenceGroups(ids.to(torch.int32), order)
 
     # -- insertion ----------------------------------------------------------------------------
     def _check_room(self, num_new: int) -> None:

@@ -120,7 +120,7 @@ class SparseEmbeddingTable(nn.Module):
         offsets = None if keys.hotness else keys.offsets              # fixed hotness: no offsets to read
         pool_args = dict(hotness=keys.hotness or None, combiner=self.combiner, out_dtype=out_dtype)
         if training:
-            unique_rows, inverse, new_rows, first_seen = self.hash_table.insert_or_find_new(keys.values)
+            unique_rows, inverse, new_rows, first_seen, groups = self.hash_table.insert_or_find_grouped(keys.values)
             rows = unique_rows[inverse]                                # (nnz,)
             bag_ids = keys.bag_ids()                                   # (nnz,)
             if self.row_slots is not None and rows.numel():
@@ -128,7 +128,7 @@ class SparseEmbeddingTable(nn.Module):
                 first = first_seen.clamp(max=rows.numel() - 1)
                 self.row_slots.scatter_(0, new_rows, bag_ids.index_select(0, first) % self.slot_num)
             self._saved = (unique_rows, inverse, bag_ids, self._key_scale(keys, bag_ids),
-                           (keys.batch_size, keys.num_slots))
+                           (keys.batch_size, keys.num_slots), groups)
             pooled = embedding_pool(self.rows, rows, offsets, **pool_args)               # (B * slots, ev)
         else:
             pooled = embedding_pool(self.rows, keys.values, offsets, hash_slots=self.hash_table.slots(),
@@ -151,7 +151,7 @@ class SparseEmbeddingTable(nn.Module):
         """
         if self._saved is None:
             raise RuntimeError(f"SparseEmbedding '{self.name}': update() needs a lookup(training=True) first")
-        unique_rows, inverse, bag_ids, scale, (batch, slots) = self._saved
+        unique_rows, inverse, bag_ids, scale, (batch, slots), groups = self._saved
         self._saved = None
         ev = self.embedding_vec_size
         if grad is None:
@@ -162,7 +162,8 @@ class SparseEmbeddingTable(nn.Module):
         # Triton on CUDA (dedup'd rows summed and updated in one pass), the torch reference otherwise.
         occurrences = Occurrences(unique_rows, inverse, bag_ids, scale)
         step = self.sparse_optimizer.advance()
-        embedding_update(grad, occurrences, self.rows, self.sparse_optimizer, float(lr), step, float(scaler))
+        embedding_update(grad, occurrences, self.rows, self.sparse_optimizer, float(lr), step, float(scaler),
+                         groups=groups)
 
     # -- files --------------------------------------------------------------------------------
     def export(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -393,11 +393,12 @@ def _check(grad: torch.Tensor, occ: Occurrences, weights: torch.Tensor) -> None:
 
 
 def embedding_update(grad: torch.Tensor, occ: Occurrences, weights: torch.Tensor, optimizer, lr: float,
-                     step: int, scaler: float = 1.0) -> None:
+                     step: int, scaler: float = 1.0, groups: OccurrenceGroups | None = None) -> None:
     """Sum ``grad`` (B, S, D) per unique row and apply ``optimizer``'s sparse rule at ``step``, in place.
 
     ``optimizer`` is a ``SparseOptimizer`` (its ``rule``, ``hyper``, ``states``, ``last_step``); the
     caller counts the step. Triton on CUDA, the torch reference otherwise (``HUGECTR_KERNELS``).
+    ``groups``: the occurrences already grouped by unique entry (the hash insert's sort), if at hand.
 
     >>> from hugectr.embedding.sparse_optimizers import SparseOptimizer
     >>> import hugectr
@@ -409,6 +410,6 @@ def embedding_update(grad: torch.Tensor, occ: Occurrences, weights: torch.Tensor
     [0.0, 0.0, 0.0, -1.5]
     """
     if triton_enabled(weights.device):
-        embedding_update_triton(grad, occ, weights, optimizer, lr, step, scaler)
+        embedding_update_triton(grad, occ, weights, optimizer, lr, step, scaler, groups=groups)
     else:
         embedding_update_reference(grad, occ, weights, optimizer, float(lr), step, float(scaler))

@@ -32,6 +32,19 @@ def test_same_rows_exports_and_finds_as_the_exact_path():
     assert torch.equal(fixed.find(probe), exact.find(probe))
 
 
+def test_grouping_from_the_insert_equals_sorting_the_inverse():
+    """The backward reuses the insert's sort: occurrences grouped by unique entry, occurrence order within."""
+    table = HashTable(400, "cpu", fixed_size=True)
+    for keys in batches(3):
+        _, inverse, _, first_seen, groups = table.insert_or_find_grouped(keys)
+        expected_unique, expected_order = torch.sort(inverse, stable=True)
+        assert torch.equal(groups.sorted_unique.long(), expected_unique)
+        assert torch.equal(groups.order, expected_order)
+        # the first occurrence of each unique entry is the smallest position holding its key
+        for u in inverse.unique().tolist():
+            assert first_seen[u] == (inverse == u).nonzero()[0, 0]
+
+
 def test_overflow_is_raised_by_the_next_call_and_changes_nothing():
     table = HashTable(8, "cpu", name="emb", fixed_size=True)
     table.insert_or_find(torch.tensor([1, 2, 3, 4, 5, 6]))
