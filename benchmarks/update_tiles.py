@@ -3,7 +3,7 @@ warps) moves the most bytes per second on this GPU, for each embedding dim.
 
     python benchmarks/update_tiles.py --dims 16 128
 
-The defaults live in ``hugectr/kernels/embedding_update.py`` (``_blocks``, ``_WARPS``); this prints
+The defaults live in ``hugectr/kernels/embedding_update.py`` (``_blocks``, ``_warps``); this prints
 what to set them to. Rows come pre-grouped, as the training step hands them over.
 """
 
@@ -29,7 +29,7 @@ def main() -> None:
     copy = measure_copy(setup)[0]
     copy_bandwidth = copy.bytes_moved / copy.seconds
     nnz = setup.batch * setup.slots
-    default_warps = update._WARPS
+    default_warps = update._warps
     for dim in setup.dims:
         occ, optimizer, weights = _update_problem(setup, dim)
         groups = update.group_occurrences(occ.inverse)
@@ -38,7 +38,7 @@ def main() -> None:
         default = update._blocks(dim)
         results = []
         for warps in WARPS:
-            update._WARPS = warps
+            update._warps = lambda block_d, warps=warps: warps
             for chunk in CHUNKS:
                 for span in SPANS:
                     if span < chunk or chunk * min(dim, 128) > 8192:
@@ -47,9 +47,9 @@ def main() -> None:
                     seconds = time_call(setup, lambda: update.embedding_update_triton(
                         grad, occ, weights, optimizer, 1e-3, 5, groups=groups, tiles=tiles))
                     results.append((seconds, chunk, span, warps))
-        update._WARPS = default_warps
+        update._warps = default_warps
         results.sort()
-        print(f"D={dim}: default chunk {default[0]}, span {default[0] * default[1]}, warps {default_warps}")
+        print(f"D={dim}: default chunk {default[0]}, span {default[0] * default[1]}, warps {default_warps(default[2])}")
         for seconds, chunk, span, warps in results[:8] + results[-2:]:
             print(f"  chunk {chunk:3d} span {span:4d} warps {warps}: {seconds * 1e6:8.1f} us "
                   f"{100 * moved / seconds / copy_bandwidth:5.1f}% of copy")

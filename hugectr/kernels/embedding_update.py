@@ -42,10 +42,12 @@ from .dispatch import next_power_of_2, tl, triton, triton_enabled
 _HIT_CODES = {"sgd": 0, "adagrad": 1, "adam_local": 2, "adam_lazy_global": 3, "adam_global": 4,
               "momentum_local": 5, "momentum_global": 6, "nesterov_local": 7, "nesterov_global": 8}
 _TABLE_CODES = {"adam_global": 0, "momentum_global": 1, "nesterov_global": 2}
-# Hit-row kernels: tiles of 2048 gradient values (CHUNK positions x BLOCK_D <= 128 columns) over 8
-# warps, 8 values a thread: 80-130 registers on sm_90 (ptxas, no spills), so 2-3 programs share an
-# SM with ~24 KB of loads in flight. SPAN = 256 sorted positions per program keeps carries few.
-_TILE, _WARPS, _MAX_BLOCK_D, _MAX_CHUNK, _SPAN = 2048, 8, 128, 128, 256
+# Hit-row kernels: tiles of ~512 gradient values (CHUNK >= 8 positions x BLOCK_D <= 128 columns),
+# SPAN = 256 sorted positions per program, 2 warps for wide rows and 4 for narrow ones: the best of
+# benchmarks/update_tiles.py's sweep on an H100 (D=128: 1.46 ms, 47% of copy bandwidth, against
+# 1.74 ms with 16-position tiles; D=16: 0.29 ms). Small tiles keep many programs per SM, so the
+# dependent loads (sorted position -> occurrence -> gradient row; unique row -> w, m, v) overlap.
+_TILE, _MAX_BLOCK_D, _MIN_CHUNK, _MAX_CHUNK, _SPAN = 512, 128, 8, 128, 256
 _SPAN_BLOCK = 32          # carries summed per step when a row crosses many programs
 _TABLE_BLOCK = 2048
 
@@ -323,10 +325,14 @@ def _table_pass(rule: str, weights, states, hyper: dict, lr: float, step: int) -
                              BLOCK=_TABLE_BLOCK, num_warps=8)
 
 
+def _warps(block_d: int) -> int:
+    return 2 if block_d >= 64 else 4
+
+
 def _blocks(dim: int) -> tuple[int, int, int]:
-    """(CHUNK, STEPS, BLOCK_D): whole rows up to 128 wide, ~2048 values a tile, ~256 positions a program."""
+    """(CHUNK, STEPS, BLOCK_D): whole rows up to 128 wide, ~512 values a tile, ~256 positions a program."""
     block_d = min(next_power_of_2(dim), _MAX_BLOCK_D)
-    chunk = max(16, min(_MAX_CHUNK, _TILE // block_d))
+    chunk = max(_MIN_CHUNK, min(_MAX_CHUNK, _TILE // block_d))
     return chunk, max(1, _SPAN // chunk), block_d
 
 
@@ -353,7 +359,7 @@ def _reduce_and_apply(grad2d, occ: Occurrences, weights, optimizer, lr: float, s
                                weights, s1, s2, lazy, carry, nnz, num_unique, scaler, *consts,
                                HOTNESS=0 if occ.bag_ids is not None else occ.hotness,
                                HAS_SCALE=occ.key_scale is not None, RULE=code, DIM=dim, CHUNK=chunk, STEPS=steps,
-                               BLOCK_D=block_d, num_warps=_WARPS)
+                               BLOCK_D=block_d, num_warps=_warps(block_d))
     _finish_spanning_kernel[grid](groups.sorted_unique, occ.unique_rows, carry, weights, s1, s2, lazy, nnz,
                                   num_unique, num_programs, scaler, *consts, RULE=code, DIM=dim,
                                   SPAN=chunk * steps, BLOCK_D=block_d, BLOCK_J=_SPAN_BLOCK, num_warps=4)
