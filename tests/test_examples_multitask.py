@@ -3,9 +3,9 @@
 DIN, BST and NCF train on generated data with a planted click model (and NCF also on
 MovieLens-100k); MMoE and shared-bottom train on the census data for both tasks. HugeCTR's
 metrics report the AUC of the first label only, so the per-task AUCs here come from the tower
-logits read back after each ``model.eval()`` through ``model.engine.keep`` / ``model.engine.kept``
-(``Model.check_out_tensor`` does not exist yet); the AUC is a rank formula written here, and
-the income AUC computed that way must equal the metrics' AUC.
+outputs read back after each ``model.eval()`` with ``model.check_out_tensor(name,
+Tensor_t.Evaluate)`` (sigmoid of the logits, as HugeCTR hands out a BCE loss's prediction); the
+AUC is a rank formula written here, and the income AUC computed that way must equal the metrics'.
 """
 
 import importlib.util
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import hugectr
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
@@ -47,13 +49,11 @@ def rank_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def eval_tensors(model, names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], float]:
     """Run the eval batches, keeping ``names`` from each; returns them concatenated and the metrics' AUC."""
-    model.engine.keep = names
     kept = {name: [] for name in names}
     for _ in range(model.solver.max_eval_batches):
         model.eval()
         for name in names:
-            kept[name].append(model.engine.kept[name].detach().float().cpu().numpy())
-    model.engine.keep = ()
+            kept[name].append(model.check_out_tensor(name, hugectr.Tensor_t.Evaluate))
     return {name: np.concatenate(parts) for name, parts in kept.items()}, dict(model.get_eval_metrics())["AUC"]
 
 
