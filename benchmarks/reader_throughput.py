@@ -2,6 +2,7 @@
 
     python benchmarks/reader_throughput.py                          # 4M samples, 1..16 workers (as cores allow)
     python benchmarks/reader_throughput.py --samples 262144 --batch-size 16384     # small: ~1 minute on 2 cores
+    python benchmarks/reader_throughput.py --readers Parquet Raw --workers 1 2 4 8 16    # some readers only
 
 Writes Criteo-shaped data (1 label, 13 dense, 26 one-hot slots of the Criteo-Kaggle cardinalities) with
 ``hugectr.tools.DataGenerator``: Parquet and Norm (Check_t.Sum, fixed nnz = 1) as one file per worker of the
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="passes per measurement; the best one counts")
     parser.add_argument("--data-dir", default=None, help="keep the generated data here (default: a temp folder)")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="never pin batches")
+    parser.add_argument("--readers", nargs="*", choices=READERS, default=list(READERS),
+                        help="the readers to time (default: all)")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     workers = args.workers or [w for w in (1, 2, 4, 8, 16) if w <= cores]
@@ -170,7 +173,7 @@ def main() -> None:
               f"batch {args.batch_size}, {cores} cores, pinned: {pin}; generated in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
         rows = []
-        for kind in READERS:
+        for kind in args.readers:
             time_reader(kind, sources[kind], 1, args.batch_size, samples, slot_sizes, pin)   # warm-up, untimed
             for count in workers:
                 ours, plain = 0.0, 0.0
@@ -179,17 +182,17 @@ def main() -> None:
                                                  pin))
                     plain = max(plain, time_plain(kind, sources[kind], count, samples))
                 rows.append((kind, count, ours, plain))
-    print_table(rows)
+    print_table(rows, args.readers)
 
 
-def print_table(rows: list[tuple[str, int, float, float]]) -> None:
+def print_table(rows: list[tuple[str, int, float, float]], readers=READERS) -> None:
     target = 2 * H100_DLRM_SAMPLES_PER_S
     print(f"{'reader':<9} {'workers':>7} {'hugectr M samples/s':>20} {'plain M samples/s':>18} {'ratio':>6}")
     for kind, count, ours, plain in rows:
         print(f"{kind:<9} {count:>7} {ours / 1e6:>20.2f} {plain / 1e6:>18.2f} {ours / plain:>6.2f}")
     print(f"target: 2 x {H100_DLRM_SAMPLES_PER_S / 1e6:.2f} M = {target / 1e6:.2f} M samples/s (README's last H100 "
           "DLRM run)")
-    for kind in READERS:
+    for kind in readers:
         mine = [(count, ours) for k, count, ours, _ in rows if k == kind]
         reached = [count for count, ours in mine if ours >= target]
         best_count, best = max(mine, key=lambda item: item[1])

@@ -16,6 +16,12 @@ starts a new window. Semantics follow HugeCTR's ``metrics.cu``:
 * SMAPE: sum |p - y| / ((p + y) / 2) over all values, divided by their count.
 AverageLoss, HitRate and SMAPE are 0.0 for a window without batches, as in HugeCTR. HitRate,
 NDCG and SMAPE treat an ``(n, label_dim)`` batch as ``n * label_dim`` values.
+
+Many ranks: each rank updates with its part of every global batch and its ``share`` of it
+(``n_r / n``: a batch's eval loss is the share-weighted sum of the ranks' losses, HugeCTR's mean
+over GPUs for equal parts); ``synchronize(reducer)`` then combines the window over the ranks
+(samples gathered in global order, counts and losses summed), so ``finalize`` gives every rank the
+metrics of the global eval set.
 """
 
 from __future__ import annotations
@@ -94,6 +100,10 @@ class _Metric:
     def reset(self) -> None:
         raise NotImplementedError
 
+    def synchronize(self, reducer) -> None:
+        """Replace this rank's window by the window over all ranks (``reducer``: ``RankReducer``)."""
+        raise NotImplementedError
+
 
 class _StoredSamples(_Metric):
     """Keeps every (prediction, label) of the window: exact metrics need them all."""
@@ -114,6 +124,15 @@ class _StoredSamples(_Metric):
         if not self._preds:
             return None
         return torch.cat(self._preds), torch.cat(self._labels)          # (n, C) each
+
+    def synchronize(self, reducer) -> None:
+        if not self._preds:
+            return
+        columns = self._preds[0].shape[1]
+        # One gather for both: (n_r, 2C) per batch -> (n, 2C) in global order.
+        both = reducer.gather_batches([torch.cat(pair, dim=1) for pair in zip(self._preds, self._labels)])
+        self.reset()
+        self.update(both[:, :columns], both[:, columns:], None)
 
 
 class AUC(_StoredSamples):
@@ -157,13 +176,21 @@ class AverageLoss(_Metric):
         self._total: torch.Tensor | None = None
         self._batches = 0
 
-    def update(self, probabilities, labels, loss):
-        value = torch.as_tensor(loss).detach().to(torch.float64).reshape(())
-        self._total = value if self._total is None else self._total + value
+    def update(self, probabilities, labels, loss, share: float = 1.0):
         self._batches += 1
+        value = torch.as_tensor(loss).detach().to(torch.float64).reshape(())
+        if share == 0.0:          # a rank without samples in this batch: its loss (NaN) counts nothing
+            value = torch.zeros_like(value)
+        elif share != 1.0:
+            value = value * share
+        self._total = value if self._total is None else self._total + value
+
+    def synchronize(self, reducer) -> None:
+        if self._batches:
+            self._total = reducer.sum(self._total)
 
     def result(self) -> float:
-        return float(self._total) / self._batches if self._batches else 0.0
+        return float(self._total) / self._batches if self._batches and self._total is not None else 0.0
 
 
 class _CountRatio(_Metric):
@@ -186,6 +213,13 @@ class _CountRatio(_Metric):
         self._numerator = self._numerator + numerator
         self._denominator = self._denominator + denominator
         self._batches += 1
+
+    def synchronize(self, reducer) -> None:
+        if self._batches:
+            device = next((v.device for v in (self._numerator, self._denominator) if torch.is_tensor(v)), None)
+            totals = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(())
+                                  for v in (self._numerator, self._denominator)])
+            self._numerator, self._denominator = reducer.sum(totals).unbind()
 
     def result(self) -> float:
         if not self._batches:
@@ -239,8 +273,12 @@ class MetricsCollection:
     def names(self) -> list[str]:
         return [metric.name for metric in self.metrics]
 
-    def update(self, probabilities: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
-        """Add one eval batch: ``(n, label_dim)`` probabilities and labels, the batch's eval loss."""
+    def update(self, probabilities: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor,
+               share: float = 1.0) -> None:
+        """Add one eval batch: ``(n, label_dim)`` probabilities and labels, the batch's eval loss.
+
+        ``share``: this rank's part of the global batch (``n_r / n``), the weight of its loss.
+        """
         if probabilities.dim() == 1:
             probabilities = probabilities.unsqueeze(1)                 # (n,) -> (n, 1)
         if labels.dim() == 1:
@@ -249,7 +287,16 @@ class MetricsCollection:
             raise ValueError(f"metrics: probabilities {tuple(probabilities.shape)} and labels "
                              f"{tuple(labels.shape)} must both be (n, label_dim)")
         for metric in self.metrics:
-            metric.update(probabilities, labels, loss)
+            if isinstance(metric, AverageLoss):
+                metric.update(probabilities, labels, loss, share)
+            else:
+                metric.update(probabilities, labels, loss)
+
+    def synchronize(self, reducer) -> None:
+        """Combine the window over all ranks (every rank calls it, in step): ``reducer`` is a
+        ``hugectr.distributed.data_parallel.RankReducer``."""
+        for metric in self.metrics:
+            metric.synchronize(reducer)
 
     def per_class_auc(self) -> list[float]:
         """The per-class AUCs of the current window ([] when AUC is not in the spec)."""

@@ -11,7 +11,8 @@ from . import log
 from . import tensor_checkout
 from .data.device_feed import DeviceFeed
 from .data.reader import DataReader, SourceOptions, parquet_worker_count
-from .distributed import env
+from .distributed import data_parallel, env
+from .distributed.batch_part import global_size
 from .enums import DataReaderType_t, FileSystemType_t, MetricsType
 from .graph import Graph
 from .layers.base import WeightInit
@@ -42,8 +43,10 @@ class Model(ModelFiles):
         if solver.data_source_params is not None and reader_params.data_source_params.source is FileSystemType_t.Local:
             # HugeCTR v3.9's CreateSolver(data_source_params=...): the file system of data the reader leaves Local
             reader_params.data_source_params = solver.data_source_params
+        env.init_ranks(solver.vvgpu)        # joins the launcher's ranks, or starts one process per GPU
         self.device = env.select_device(solver.vvgpu)
-        self.seed = solver.seed or int.from_bytes(os.urandom(4), "little")
+        # seed 0 draws a random seed: rank 0's, so every rank builds the same initial model
+        self.seed = data_parallel.same_on_all_ranks(solver.seed or int.from_bytes(os.urandom(4), "little"))
         self.graph = Graph(batch_size=solver.batchsize // solver.num_gpus)
         self.engine: StepEngine | None = None
         self.embedding_tables: list[SparseEmbeddingTable] = []
@@ -102,6 +105,7 @@ class Model(ModelFiles):
         self._check_mixed_precision(nodes)
         network = DenseNetwork(nodes, graph.shapes, WeightInit(self.seed)).to(self.device)
         flat = FlatParameters(network.trainable_parameters())
+        data_parallel.broadcast_dense(flat)     # data-parallel ranks start from rank 0's weights
         dense_optimizer = make_dense_optimizer(self.opt_params, flat)
         tables = self._build_tables()
         collections = build_collections(graph.collections, graph.input, graph.batch_size, self.opt_params,
@@ -129,11 +133,13 @@ class Model(ModelFiles):
             node.layer.check_mixed_precision(self.solver.use_mixed_precision)
 
     def _build_tables(self) -> dict:
+        """One table per ``SparseEmbedding``: model-parallel over the ranks when there are several."""
         tables, generator = {}, torch.Generator().manual_seed(self.seed + 1)
+        table_class = data_parallel.sharded_table_class() if env.world_size() > 1 else SparseEmbeddingTable
         for emb in self.graph.embeddings:
-            table = SparseEmbeddingTable(emb, self.graph.sparse_inputs[emb.bottom_name],
-                                         emb.optimizer or self.opt_params, num_gpus=self.solver.num_gpus,
-                                         generator=generator, device=self.device)
+            table = table_class(emb, self.graph.sparse_inputs[emb.bottom_name],
+                                emb.optimizer or self.opt_params, num_gpus=self.solver.num_gpus,
+                                generator=generator, device=self.device, rank=env.rank())
             self.embedding_tables.append(table)
             tables[emb.sparse_embedding_name] = (emb.bottom_name, table)
         return tables
@@ -193,7 +199,8 @@ class Model(ModelFiles):
         return DataReader(params, self.graph.input, batch_size, source, repeat=self.solver.repeat_dataset,
                           i64_input_key=self.solver.i64_input_key, num_workers=workers,
                           pin_memory=self.device.type == "cuda",
-                          source_options=SourceOptions(num_samples=num_samples, seed=self.seed))
+                          source_options=SourceOptions(num_samples=num_samples, seed=self.seed),
+                          part=(env.rank(), env.world_size()))    # batch_size is global: this rank's part
 
     def get_data_reader_train(self) -> DataReader:
         self._require_compiled("get_data_reader_train")
@@ -246,8 +253,8 @@ class Model(ModelFiles):
         batch = feed.next_batch()
         if batch is None:
             return False
-        if batch.size < self.solver.batchsize and self.solver.drop_incomplete_batch:
-            log.info(f"train drop incomplete batch. batchsize:{batch.size}")
+        if global_size(batch) < self.solver.batchsize and self.solver.drop_incomplete_batch:
+            log.info(f"train drop incomplete batch. batchsize:{global_size(batch)}")
             return True
         dense_lr = self._lr if self.dense_trainable else 0.0
         sparse_lrs = {name: (self._lr if trainable else 0.0) for name, trainable in self.embedding_trainable.items()}
@@ -267,6 +274,8 @@ class Model(ModelFiles):
     def get_eval_metrics(self) -> list[tuple[str, float]]:
         """The metrics over the ``eval()`` batches since the last call (which resets them)."""
         self._require_compiled("get_eval_metrics")
+        if env.world_size() > 1:
+            self.metrics.synchronize(data_parallel.RankReducer())   # the window over the global eval set
         self._per_class_auc = self.metrics.per_class_auc()
         return self.metrics.finalize()
 
@@ -274,9 +283,12 @@ class Model(ModelFiles):
         return list(getattr(self, "_per_class_auc", []) or [])
 
     def get_current_loss(self) -> float:
-        """The loss of the last training batch (weighted losses + regularizer terms)."""
+        """The loss of the last training batch (weighted losses + regularizer terms), over all ranks.
+
+        Every rank must call it (the ranks' shares of the loss are summed).
+        """
         self.check_overflow()
-        return float(self._last_loss) if self._last_loss is not None else 0.0
+        return float(data_parallel.sum_over_ranks(self._last_loss)) if self._last_loss is not None else 0.0
 
     def check_out_tensor(self, tensor_name: str, tensor_type):
         """A tensor of the latest training step (``Tensor_t.Train``: its gradient) or evaluation batch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import log
+from .distributed import data_parallel, env
 from .embedding import collection_io
 from .embedding.capacity import max_vocabulary_size_global
 from .io import checkpoint, graph_json
@@ -28,7 +29,10 @@ class ModelFiles:
         """Write HugeCTR's dense, sparse and optimizer-state files for iteration ``iter``."""
         self._require_compiled("save_params_to_files")
         self.check_overflow()
-        checkpoint.save_all(prefix, iter, self, self.files_source)
+        view = data_parallel.snapshot_view(self)    # many ranks: every rank takes part in the tables' export
+        if env.rank() == 0:                         # only rank 0 writes files
+            checkpoint.save_all(prefix, iter, view, self.files_source)
+        data_parallel.barrier()                     # no rank reads the files before they exist
 
     @property
     def flat_parameters(self) -> FlatParameters:
@@ -39,6 +43,7 @@ class ModelFiles:
         return self.engine.dense_optimizer
 
     def load_dense_weights(self, dense_model_file: str) -> None:
+        """Load ``{prefix}_dense_{iter}.model`` (and its BatchNorm statistics, when the net has BatchNorm)."""
         self._require_compiled("load_dense_weights")
         flat = self.engine.flat
         values = checkpoint.read_dense(dense_model_file, flat.numel, self.files_source)
@@ -46,25 +51,50 @@ class ModelFiles:
         stats = checkpoint.read_batch_norm_stats(dense_model_file, self.files_source)
         if stats is not None:
             self.engine.network.load_non_trainable_states(stats)
+            # Our snapshots keep the statistics unrounded too (the .ntp.json has 6 decimals): use those.
+            buffers = checkpoint.non_trainable_buffers(self.engine.network)
+            exact = checkpoint.read_exact_non_trainable(dense_model_file, sum(b.numel() for b in buffers),
+                                                        self.files_source)
+            if exact is not None:
+                with torch.no_grad():
+                    for buffer, values in zip(buffers, torch.from_numpy(exact).split([b.numel() for b in buffers])):
+                        buffer.copy_(values.view_as(buffer))
 
     def load_dense_optimizer_states(self, dense_opt_states_file: str) -> None:
-        """Load the dense optimizer's state tensors (``{prefix}_opt_dense_{iter}.model``)."""
+        """Load the dense optimizer's state tensors (``{prefix}_opt_dense_{iter}.model``).
+
+        A snapshot of ours also restores the optimizer's step count (Adam's t) and the learning-rate
+        scheduler's position, so training continues as if it had never stopped; HugeCTR's files lack
+        them and both then stay as they are (HugeCTR restarts them). ``hugectr.io.checkpoint``.
+        """
         self._require_compiled("load_dense_optimizer_states")
         optimizer = self.engine.dense_optimizer
         states = optimizer.state_tensors()
         values = checkpoint.read_float_states(dense_opt_states_file, sum(t.numel() for t in states),
                                               "load_dense_optimizer_states", self.files_source)
         optimizer.load_state_tensors(list(torch.from_numpy(values).split([t.numel() for t in states])))
+        saved = checkpoint.read_dense_optimizer_state(dense_opt_states_file, self.files_source)
+        if saved is not None:
+            optimizer.restore_step_count(saved["step_count"])
+            self.get_learning_rate_scheduler().restore_step(saved["lr_scheduler_step"])
+            log.info(f"Resume the dense optimizer at step {saved['step_count']}, the learning rate scheduler "
+                     f"at step {saved['lr_scheduler_step']}")
 
     def load_sparse_optimizer_states(self, sparse_opt_states_files) -> None:
-        """Load each embedding's optimizer state (a list in add order, or a dict by embedding name)."""
+        """Load each embedding's optimizer state (a list in add order, or a dict by embedding name).
+
+        A snapshot of ours also restores each optimizer's step (Adam's t) and LazyGlobal's per-row
+        last steps; HugeCTR's files lack them and they then stay as they are (as in HugeCTR).
+        """
         self._require_compiled("load_sparse_optimizer_states")
         for name, path in self._by_embedding(sparse_opt_states_files, "load_sparse_optimizer_states").items():
             table = self.engine.tables[name][1]
             states = table.optimizer_states()
-            values = checkpoint.read_float_states(path, sum(t.numel() for t in states),
-                                                  f"load_sparse_optimizer_states('{name}')", self.files_source)
+            what = f"load_sparse_optimizer_states('{name}')"
+            values = checkpoint.read_float_states(path, sum(t.numel() for t in states), what, self.files_source)
+            step, last_step = checkpoint.read_sparse_optimizer_state(path, what, self.files_source)
             table.load_optimizer_states(list(torch.from_numpy(values).split([t.numel() for t in states])))
+            checkpoint.restore_sparse_optimizer(table, step, last_step, what)
 
     def load_sparse_weights(self, sparse_embedding_files) -> None:
         self._require_compiled("load_sparse_weights")
@@ -104,8 +134,10 @@ class ModelFiles:
         capacities = {e.sparse_embedding_name: max_vocabulary_size_global(e, e.optimizer or self.opt_params,
                                                                           self.solver.num_gpus)
                       for e in self.graph.embeddings}
-        graph_json.write_graph_json(graph_config_file, graph_json.graph_to_json_dict(
-            self.graph, self.solver, self.opt_params, capacities), self.files_source)
+        if env.rank() == 0:
+            graph_json.write_graph_json(graph_config_file, graph_json.graph_to_json_dict(
+                self.graph, self.solver, self.opt_params, capacities), self.files_source)
+        data_parallel.barrier()
         log.info(f"Save the model graph to {graph_config_file} successfully")
 
     def construct_from_json(self, graph_config_file: str, include_dense_network: bool) -> None:

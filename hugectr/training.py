@@ -6,6 +6,12 @@ precision -> losses (+ regularizer terms) -> backward on the loss times ``scaler
 optimizer updates the flat weight buffer, each embedding updates only the rows it touched.
 Nothing here reads a value back to the host: the loss stays a device tensor until a log line
 needs it.
+
+Many ranks (data-parallel dense part): each rank holds its part of the global batch and weighs its
+data loss by its share ``n_r / n`` (so the gradients summed over ranks are those of the global mean
+loss, as HugeCTR's loss divides by the global batch); the flat dense gradient is all-reduced while
+the embeddings update, and waited on before the dense optimizer. Regularizer terms keep HugeCTR's
+per-GPU batch and are not weighted (HugeCTR adds each GPU's term to its gradient before the sum).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from .data.batch import Batch
+from .distributed.batch_part import share
+from .distributed.data_parallel import GradientAllReduce
 from .graph import MULTI_LABEL_TENSOR
 from .metrics import MetricsCollection
 from .network import DenseNetwork
@@ -63,6 +71,7 @@ class StepEngine:
         self.kept: dict[str, torch.Tensor] = {}
         self.collections = list(collections or [])            # EmbeddingCollection runtimes
         self.recorder = StepRecorder(network, flat, settings.device)   # what check_out_tensor replays
+        self.gradient_sum = GradientAllReduce(flat)                   # no-op on one rank
 
     def _autocast(self):
         dtype = self.settings.autocast_dtype
@@ -104,19 +113,26 @@ class StepEngine:
         with self._autocast():
             losses, _, _, self.kept = self.forward(inputs, self.keep)
         terms = self.network.regularization(self.settings.per_gpu_batch)
+        part = share(batch)                     # n_r / n: 1.0 on one rank
         # The gradient ignores label weights (HugeCTR applies them to the reported loss only).
-        objective = sum(losses.values()) + sum(terms.values()) if terms else sum(losses.values())
+        objective = sum(losses.values())
+        if part != 1.0:
+            objective = objective * part        # a rank without samples: NaN * 0, whose gradients are empty
+        if terms:
+            objective = objective + sum(terms.values())
         self.flat.zero_grad()
         (objective * self.settings.scaler).backward()
         self.recorder.after_train_backward(inputs)
         self.flat.gather_grads()
-        self.dense_optimizer.step(dense_lr, self.settings.scaler)
-        self.flat.scatter_weights()
+        self.gradient_sum.start()               # summed over ranks while the embeddings update
         for name, (_, table) in self.tables.items():
             table.update(inputs[name].grad, sparse_lrs[name], self.settings.scaler)
         for collection in self.collections:
             collection.update(dense_lr if collection_lr is None else collection_lr, self.settings.scaler)
-        return self._reported_loss(losses, {k: v.detach() for k, v in terms.items()})
+        self.gradient_sum.wait()
+        self.dense_optimizer.step(dense_lr, self.settings.scaler)
+        self.flat.scatter_weights()
+        return _weighted(self._reported_loss(losses, {k: v.detach() for k, v in terms.items()}), part)
 
     @torch.no_grad()
     def eval_step(self, batch: Batch, metrics: MetricsCollection) -> None:
@@ -131,4 +147,11 @@ class StepEngine:
         loss_layer = next(layer for layer in self.network.loss_layers() if layer.label_name == label)
         probabilities = loss_layer.probabilities(predictions[label].float())
         eval_loss = loss_layer.reported_loss(losses[label], terms.get(label), self.label_weights.get(label, 1.0))
-        metrics.update(probabilities, labels[label], eval_loss)
+        metrics.update(probabilities, labels[label], eval_loss, share(batch))
+
+
+def _weighted(loss: torch.Tensor, part: float) -> torch.Tensor:
+    """This rank's term of the reported loss: ``part * loss`` (0 for a rank without samples)."""
+    if part == 1.0:
+        return loss
+    return loss * part if part else torch.zeros_like(loss)

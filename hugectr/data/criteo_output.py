@@ -20,23 +20,13 @@ import pyarrow.parquet as pq
 from ..enums import Check_t, DataReaderType_t
 from .criteo_text import DENSE_DIM, NUM_SLOT
 from .file_list import write_file_list
-from .generator import DataGeneratorParams, _column_names, _schema
-from .norm import NormWriter, encode_header
+from .generator import DataGeneratorParams, column_names, parquet_schema
+from .norm import NormWriter
 from .norm_records import NormLayout
 from .raw import SampleLayout, SampleWriter
 
 if TYPE_CHECKING:
     from .criteo import CriteoConversion
-
-
-class _OpenEndedNormWriter(NormWriter):
-    """A NormWriter whose record count is known only at the end: the header is rewritten on close."""
-
-    def close(self) -> None:
-        self._stream.seek(0)
-        self._stream.write(encode_header(self.layout, self.written))
-        self.expected = self.written
-        super().close()
 
 
 class SplitWriter:
@@ -103,7 +93,7 @@ class SplitWriter:
 
 class _ParquetFile:
     def __init__(self, path: str, config: CriteoConversion, offsets: np.ndarray, params: DataGeneratorParams):
-        self.path, self.schema = path, _schema(params)
+        self.path, self.schema = path, parquet_schema(params)
         self.key = np.int64 if config.i64_input_key else np.uint32
         self.writer = pq.ParquetWriter(f"{path}.tmp", self.schema)
 
@@ -125,7 +115,7 @@ class _NormFile:
         layout = NormLayout(1, DENSE_DIM, NUM_SLOT, 8 if config.i64_input_key else 4,
                             config.check_type is Check_t.Sum)
         self.offsets = offsets
-        self.writer = _OpenEndedNormWriter(path, layout, config.rows_per_file)
+        self.writer = NormWriter(path, layout)   # the last file holds fewer rows: count patched on close
 
     def write(self, label: np.ndarray, dense: np.ndarray, ids: np.ndarray) -> None:
         floats = np.concatenate([label[:, None], dense], axis=1)             # (n, 1 + 13)
@@ -159,7 +149,7 @@ class _RawFile:
 
 def _write_metadata(folder: str, paths: list[str], rows: list[int], params: DataGeneratorParams) -> None:
     """The generator's ``_metadata.json``, with each file's own row count."""
-    columns = [{"col_name": name, "index": i} for i, name in enumerate(_column_names(params))]
+    columns = [{"col_name": name, "index": i} for i, name in enumerate(column_names(params))]
     metadata = {"file_stats": [{"file_name": p, "num_rows": n} for p, n in zip(paths, rows)],
                 "labels": columns[:1], "conts": columns[1:1 + DENSE_DIM], "cats": columns[1 + DENSE_DIM:]}
     path = os.path.join(folder, "_metadata.json")

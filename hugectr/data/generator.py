@@ -186,7 +186,7 @@ def _write_parquet(params: DataGeneratorParams) -> None:
 def _write_parquet_file(params: DataGeneratorParams, alpha: float | None, path: str,
                         seed: np.random.SeedSequence) -> None:
     rng = np.random.default_rng(seed)
-    schema = _schema(params)
+    schema = parquet_schema(params)
     temporary = f"{path}.tmp"
     with pq.ParquetWriter(temporary, schema) as writer:
         for start in range(0, params.num_samples_per_file, ROWS_PER_PIECE):
@@ -195,11 +195,17 @@ def _write_parquet_file(params: DataGeneratorParams, alpha: float | None, path: 
     os.replace(temporary, path)  # a crash never leaves a truncated gen_<k>.parquet
 
 
-def _schema(params: DataGeneratorParams) -> pa.Schema:
+def parquet_schema(params: DataGeneratorParams) -> pa.Schema:
+    """The generator's Parquet schema: float32 labels and dense, then one key column per slot (a list if nnz > 1).
+
+    >>> p = DataGeneratorParams(DataReaderType_t.Parquet, 1, 1, 2, False, "l.txt", "t.txt", [4, 5], [1, 3])
+    >>> [str(f.type) for f in parquet_schema(p)]
+    ['float', 'float', 'uint32', 'list<item: uint32>']
+    """
     key = pa.int64() if params.i64_input_key else pa.uint32()
-    fields = [pa.field(name, pa.float32(), nullable=False) for name in _column_names(params)[:params.label_dim
-                                                                                                + params.dense_dim]]
-    for name, nnz in zip(_column_names(params)[params.label_dim + params.dense_dim:], params.nnz_array):
+    names, floats = column_names(params), params.label_dim + params.dense_dim
+    fields = [pa.field(name, pa.float32(), nullable=False) for name in names[:floats]]
+    for name, nnz in zip(names[floats:], params.nnz_array):
         fields.append(pa.field(name, key if nnz == 1 else pa.list_(key), nullable=False))
     if params.planted_signal is not None:
         fields += [pa.field(name, pa.float32(), nullable=False) for name in _probability_names(params.label_dim)]
@@ -233,7 +239,7 @@ def _sample_table(params: DataGeneratorParams, alpha: float | None, rng: np.rand
     return pa.Table.from_arrays([pa.array(c) if isinstance(c, np.ndarray) else c for c in columns], schema=schema)
 
 
-def _column_names(params: DataGeneratorParams) -> list[str]:
+def column_names(params: DataGeneratorParams) -> list[str]:
     """HugeCTR's names: label<i> for the labels, C<i> (i = column index) for dense and cats."""
     labels = [f"label{i}" for i in range(params.label_dim)]
     return labels + [f"C{i}" for i in range(params.label_dim, params.label_dim + params.dense_dim + params.num_slot)]
@@ -244,7 +250,7 @@ def _probability_names(label_dim: int) -> list[str]:
 
 
 def _write_metadata(folder: str, paths: list[str], params: DataGeneratorParams) -> None:
-    names = _column_names(params)
+    names = column_names(params)
     first_cat = params.label_dim + params.dense_dim
     columns = [{"col_name": name, "index": i} for i, name in enumerate(names)]
     metadata = {"file_stats": [{"file_name": path, "num_rows": params.num_samples_per_file} for path in paths],
@@ -340,7 +346,9 @@ def _write_raw(params: DataGeneratorParams) -> None:
                 dense = np.broadcast_to(np.arange(params.dense_dim, dtype=np.float32), (rows, params.dense_dim))
                 keys, slots = _keys_per_sample(params, alpha, rng, rows, np.zeros(params.num_slot, np.int64))
                 labels = np.repeat((index % 2)[:, None], params.label_dim, axis=1)
-                writer.write(_labels(params, rng, dense, slots, labels), dense, keys)
+                # Raw dense values are the column indices, the same in every sample: they would only shift
+                # the planted logit (far, as they are not in [0, 1)), so the planted model sees the keys alone.
+                writer.write(_labels(params, rng, dense[:, :0], slots, labels), dense, keys)
         log.info(f"{path} done!")
 
 

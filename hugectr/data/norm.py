@@ -219,9 +219,11 @@ def _bags(values: np.ndarray, sizes: np.ndarray | None, hotness: int | None, slo
 
 
 class NormWriter:
-    """Writes one Norm file: the header for ``number_of_records``, then ``write()`` blocks of records.
+    """Writes one Norm file: the header, then ``write()`` blocks of records.
 
-    The file appears complete under its name only on ``close()`` (temp file + rename).
+    ``number_of_records`` is checked on ``close()``; None when the count is known only at the end (a
+    converter's last file): the header is then patched with the count on ``close()``. The file appears
+    complete under its name only on ``close()`` (temp file + rename).
 
     >>> import tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "a.data")
@@ -229,13 +231,18 @@ class NormWriter:
     ...     writer.write(np.array([[1.0, 2.0]]), np.array([[1]]), np.array([5]))
     >>> os.path.getsize(path)
     80
+    >>> with NormWriter(path, NormLayout(1, 1, 1, 4, checksum=True)) as writer:   # count patched at close
+    ...     writer.write(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1], [1]]), np.array([5, 6]))
+    >>> int(np.fromfile(path, "<i8", count=2, offset=4)[1])
+    2
     """
 
-    def __init__(self, path: str, layout: NormLayout, number_of_records: int):
+    def __init__(self, path: str, layout: NormLayout, number_of_records: int | None = None):
         self.path, self.layout, self.expected, self.written = path, layout, number_of_records, 0
         self._temporary = f"{path}.tmp"
         self._stream = open(self._temporary, "wb")
-        self._stream.write(encode_header(layout, number_of_records))
+        # An open-ended file starts with a zero count: a reader of a crashed write sees no records.
+        self._stream.write(encode_header(layout, number_of_records or 0))
 
     def write(self, floats: np.ndarray, nnz: np.ndarray, keys: np.ndarray) -> None:
         """Records: ``floats`` (n, label_dim + dense_dim), ``nnz`` (n, slots), ``keys`` sample-major."""
@@ -243,11 +250,15 @@ class NormWriter:
         self.written += len(nnz)
 
     def close(self) -> None:
+        if self.expected is None:
+            self._stream.seek(0)   # the header has a fixed size: rewrite it in place with the final count
+            self._stream.write(encode_header(self.layout, self.written))
         self._stream.close()
-        if self.written != self.expected:
+        if self.expected is not None and self.written != self.expected:
             os.remove(self._temporary)
             raise ValueError(f"NormWriter: '{self.path}' got {self.written} records but its header says "
-                             f"{self.expected}")
+                             f"{self.expected}; write exactly that many, or pass number_of_records=None to have "
+                             "the header patched with the count on close()")
         os.replace(self._temporary, self.path)
 
     def __enter__(self) -> NormWriter:

@@ -189,8 +189,22 @@ def _size_message(path: str, size: int, layout: SampleLayout, num_samples: int, 
     start = fs.read_bytes(path, data_source_params, 0, min(64, size))
     if start[:1].isdigit() and b"\n" in start:
         hints.append("it looks like a text file list; Raw reads one binary file, not a file list")
-    return head + ("; " + "; ".join(hints) if hints else "; the file is truncated or was written with another "
-                   "label_dim / dense_dim / slot count / float_label_dense")
+    if hints:
+        return head + "; " + "; ".join(hints)
+    return (head + f"; {cut_off(size, sample)}. The file is truncated (re-copy or regenerate it) or was written with "
+            "another label_dim / dense_dim / slot count / float_label_dense (make the Input and DataReaderParams "
+            "match the writer's)")
+
+
+def cut_off(size: int, sample: int) -> str:
+    """Where a file of ``size`` bytes of ``sample``-byte records stops: the record cut off, if any.
+
+    >>> cut_off(50, 24)
+    'record 2 (0-based) is cut off after 2 of its 24 bytes'
+    """
+    if size % sample == 0:
+        return f"it holds {size // sample} whole records of {sample} bytes"
+    return f"record {size // sample} (0-based) is cut off after {size % sample} of its {sample} bytes"
 
 
 class SampleWriter:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..params import DataReaderParams, Input
-from .raw import FixedSampleSource, SampleLayout, check_file
+from .raw import FixedSampleSource, SampleLayout, check_file, cut_off
 from .reader import SourceOptions
 
 
@@ -57,9 +57,9 @@ def raw_async_source(source: str, input: Input, reader_params: DataReaderParams,
         raise ValueError(f"RawAsync: '{source}' has {size} bytes, not a multiple of the {layout.sample_bytes}-byte "
                          f"sample ({input.label_dim} int32 labels, {input.dense_dim} "
                          f"{'float32' if async_param.is_dense_float else 'int32'} dense values, {sum(layout.nnz)} "
-                         f"{'int64' if i64_input_key else 'uint32'} keys for nnz_per_slot {list(layout.nnz)}); the "
-                         "file is truncated or was written with another layout (check is_dense_float, "
-                         "i64_input_key and nnz_per_slot)")
+                         f"{'int64' if i64_input_key else 'uint32'} keys for nnz_per_slot {list(layout.nnz)}): "
+                         f"{cut_off(size, layout.sample_bytes)}. The file is truncated (re-copy or regenerate it) "
+                         "or was written with another layout (check is_dense_float, i64_input_key and nnz_per_slot)")
     samples, batch_size = size // layout.sample_bytes, options.batch_size
     order = None
     if async_param.shuffle and batch_size > 0:

@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ..distributed.batch_part import PartBatch, check_part, part_bounds
 from ..embedding.sparse_batch import SparseBatch
 from ..enums import DataReaderType_t
 from ..params import DataReaderParams, Input
@@ -169,15 +170,19 @@ class DataReader:
     ``batch_size``, ``source``; ``repeat`` loops over the files forever (non-epoch mode);
     ``num_workers`` threads (HugeCTR's file round-robin); ``prefetch`` batches queued ahead;
     ``pin_memory`` pins batches for asynchronous copies (only when CUDA is available);
-    ``source_options`` carry ``num_samples`` and the shuffle seed to the format's source.
+    ``source_options`` carry ``num_samples`` and the shuffle seed to the format's source;
+    ``part=(rank, world)``: ``batch_size`` is global and each batch holds only this rank's contiguous
+    part of it (a ``PartBatch`` that knows the global batch's size; ``hugectr.distributed.batch_part``).
     Use as a context manager or call ``close()``; dropping the reader also stops its threads.
     """
 
     def __init__(self, reader_params: DataReaderParams, input: Input, batch_size: int, source: str, *,
                  repeat: bool, i64_input_key: bool, num_workers: int = 1, prefetch: int = 4,
-                 pin_memory: bool = False, source_options: SourceOptions | None = None):
+                 pin_memory: bool = False, source_options: SourceOptions | None = None,
+                 part: tuple[int, int] | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DataReader: batch_size must be a positive int, got {batch_size!r}")
+        self.part = check_part(part, batch_size)
         if num_workers < 1 or prefetch < 1:
             raise ValueError(f"DataReader: num_workers and prefetch must be >= 1, got {num_workers}, {prefetch}")
         self.reader_params, self.input, self.batch_size = reader_params, input, batch_size
@@ -204,7 +209,7 @@ class DataReader:
         depth = -(-self.prefetch // count)  # prefetch batches in all, spread over the workers
         top_names = [p.top_name for p in self.input.data_reader_sparse_param_array]
         self._workers = [_Worker(self._chunk_source, list(range(w, len(files), count)), self.batch_size, top_names,
-                                 self.repeat, self.pin_memory, depth) for w in range(count)]
+                                 self.repeat, self.pin_memory, depth, self.part) for w in range(count)]
         for worker in self._workers:
             worker.thread.start()
         # Stops the threads when the reader is closed or garbage collected (threads never refer to it).
@@ -283,8 +288,9 @@ class _Worker:
     """One reading thread: its files in order (forever when ``repeat``), cut into batches."""
 
     def __init__(self, source: ChunkSource, file_indices: list[int], batch_size: int, top_names: list[str],
-                 repeat: bool, pin_memory: bool, depth: int):
+                 repeat: bool, pin_memory: bool, depth: int, part: tuple[int, int] | None = None):
         self.source, self.file_indices, self.batch_size = source, file_indices, batch_size
+        self.part = part
         self.top_names, self.repeat, self.pin_memory = top_names, repeat, pin_memory
         # Chunks of whole batches (at least _MIN_CHUNK_ROWS samples): only batches across files get copied.
         self.chunk_rows = batch_size * -(-_MIN_CHUNK_ROWS // batch_size)
@@ -349,8 +355,14 @@ class _Worker:
         self._put(_END)
 
     def _to_batch(self, chunk: Chunk) -> Batch:
+        """The batch of ``chunk`` (a global batch), or this rank's part of it (views until the tensors)."""
+        rows = chunk.rows
+        if self.part is not None:
+            chunk = chunk.slice(*part_bounds(*self.part, self.batch_size, rows))
         sparse = {top_name: _sparse_batch(bags, chunk.rows) for top_name, bags in zip(self.top_names, chunk.sparse)}
         batch = Batch(_tensor(chunk.label), _tensor(chunk.dense), sparse)
+        if self.part is not None:
+            batch = PartBatch.of(batch, rows)
         return batch.pin_memory() if self.pin_memory else batch
 
 

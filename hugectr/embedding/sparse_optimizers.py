@@ -222,6 +222,26 @@ class SparseOptimizer:
         step = self.advance()
         apply_rule(self.rule, rows, grads, weights, self.states, float(lr), step, self.hyper, self.last_step)
 
+    def restore_step(self, step: int, last_step: torch.Tensor | None = None) -> None:
+        """Continue from update count ``step`` and, for LazyGlobal, each row's last update step.
+
+        HugeCTR's ``_opt_sparse_`` file holds neither (a resumed HugeCTR run restarts at t = 1);
+        the snapshot marker and a side file carry them (``hugectr.io.checkpoint``). ``last_step``
+        covers the first ``last_step.numel()`` rows; the rest keep their value. A table of another
+        update type ignores it (a LazyGlobal snapshot may be continued with Local or Global Adam).
+        """
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"SparseEmbedding '{self.name}': the saved optimizer step must be an int >= 0, "
+                             f"got {step!r}")
+        self.step = step
+        if last_step is None or self.last_step is None:
+            return
+        last_step = torch.as_tensor(last_step).reshape(-1)
+        if last_step.numel() > self.last_step.numel():
+            raise ValueError(f"SparseEmbedding '{self.name}': {last_step.numel()} saved per-row last steps, "
+                             f"expected at most {self.last_step.numel()} (the table's rows)")
+        self.last_step[:last_step.numel()] = last_step.to(self.last_step.device, torch.int64)
+
     def load_states(self, states: list[torch.Tensor], rows: int | None = None) -> None:
         """Copy ``states`` (HugeCTR file order) into the state tensors; errors name the table."""
         if len(states) != len(self.states):

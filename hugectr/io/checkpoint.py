@@ -8,6 +8,15 @@ For ``prefix`` and iteration ``it`` (reference section 3.9):
                                         ``slot_id`` uint64 for LocalizedSlot embeddings
   ``{prefix}{i}_opt_sparse_{it}.model`` the embedding's whole optimizer state buffers, fp32
 
+Beside them, what a resumed run needs and HugeCTR's files lack (so a run continued from a snapshot
+equals one that never stopped): the dense optimizer's step count and the LR scheduler's position,
+each sparse optimizer's step (Adam's bias correction), in the snapshot marker's ``training_state``;
+LazyGlobal Adam's per-row last update step in ``{prefix}{i}_opt_sparse_{it}.model.last_step`` (raw
+int64, one per table row); BatchNorm's running statistics unrounded in
+``{prefix}_dense_{it}.model.ntp.f32`` (raw fp32, the ``.ntp.json`` values in its order; that file
+rounds them to 6 decimals). HugeCTR's files stay byte for byte as HugeCTR writes them, and files
+without this state (HugeCTR's) load as before: counts then start afresh, as in HugeCTR.
+
 ``prefix`` and the paths read may be remote (``s3://``, ``gs://``, ``hdfs://``, or paths on a
 ``DataSourceParams``: ``hugectr.io.fs``); every function takes ``data_source_params`` for that.
 """
@@ -68,14 +77,82 @@ def write_dense_optimizer(path: str, states: list[torch.Tensor], data_source_par
     atomic_write_array(path, data, data_source_params)
 
 
+def last_step_path(opt_sparse_path: str) -> str:
+    """The side file of a LazyGlobal table's per-row last update steps.
+
+    >>> last_step_path("wdl0_opt_sparse_20000.model")
+    'wdl0_opt_sparse_20000.model.last_step'
+    """
+    return f"{opt_sparse_path}.last_step"
+
+
+def sparse_optimizer_of(table):
+    """The ``SparseOptimizer`` behind a table (a sharded table's: its shard's; every shard counts alike)."""
+    return table.sparse_optimizer if hasattr(table, "sparse_optimizer") else table.shard.sparse_optimizer
+
+
+def lazy_last_steps(table) -> torch.Tensor | None:
+    """LazyGlobal's per-row last update steps, row i for key i of the key file; None for other rules.
+
+    A table may order them itself (``table.last_steps()``); a sharded table without that keeps
+    none (its rows are not the key file's): its LazyGlobal rows then restart as in HugeCTR.
+    """
+    if callable(getattr(table, "last_steps", None)):
+        return table.last_steps()
+    if hasattr(table, "shard"):
+        return None
+    last_step = table.sparse_optimizer.last_step
+    return None if last_step is None else last_step[:table.capacity]      # the scratch row is not saved
+
+
+def restore_sparse_optimizer(table, step: int | None, last_step: np.ndarray | None, what: str) -> None:
+    """Give a table's optimizer the step and LazyGlobal rows saved by ``read_sparse_optimizer_state``."""
+    if step is None:
+        return
+    if last_step is not None and callable(getattr(table, "load_last_steps", None)):
+        table.load_last_steps(torch.from_numpy(last_step))
+        last_step = None
+    elif last_step is not None and (hasattr(table, "shard") or sparse_optimizer_of(table).last_step is None):
+        last_step = None                  # not a (single-device) LazyGlobal table: nothing to put them in
+    elif last_step is not None and last_step.size != table.capacity:
+        raise ValueError(f"{what}: {last_step.size} saved per-row last steps, expected {table.capacity} (one per "
+                         "table row); the side file belongs to a table of another size")
+    sparse_optimizer_of(table).restore_step(int(step), None if last_step is None else torch.from_numpy(last_step))
+
+
+def non_trainable_buffers(network) -> list[torch.Tensor]:
+    """The buffers behind the ``.ntp.json`` entries (BatchNorm running mean, var), in that file's order."""
+    return [buffer for layer in network.layers if layer.non_trainable_state() is not None
+            for buffer in layer.buffers()]
+
+
+def training_state(model, paths: dict) -> dict:
+    """The marker's ``training_state``: per file basename, the counts HugeCTR's files do not keep."""
+    state = {}
+    if non_trainable_buffers(model.engine.network):
+        state[fs.basename(paths["dense"])] = {"non_trainable_file": fs.basename(paths["dense"] + ".ntp.f32")}
+    state[fs.basename(paths["opt_dense"])] = {
+        "step_count": model.dense_optimizer.step_count,
+        "lr_scheduler_step": model.get_learning_rate_scheduler().get_step()}
+    for path, table in zip(paths["opt_sparse"], model.embedding_tables):
+        state[fs.basename(path)] = {"step": sparse_optimizer_of(table).step}
+    return state
+
+
 def save_all(prefix: str, iteration: int, model, data_source_params=None) -> None:
     """Write a full snapshot in HugeCTR's order, logging as HugeCTR does, between two markers."""
     prefix, source = str(prefix), data_source_params
     paths = snapshot_paths(prefix, iteration, len(model.embedding_tables))
     files = [paths["dense"], paths["opt_dense"], *paths["sparse"], *paths["opt_sparse"]]
+    lazy = [(last_step_path(path), steps) for path, table in zip(paths["opt_sparse"], model.embedding_tables)
+            if (steps := lazy_last_steps(table)) is not None]
+    files += [path for path, _ in lazy]
     non_trainable = model.engine.network.non_trainable_states()
     if non_trainable:
-        files.append(paths["dense"] + ".ntp.json")
+        files += [paths["dense"] + ".ntp.json", paths["dense"] + ".ntp.f32"]
+    state = training_state(model, paths)                # host counters only: read before any file is written
+    for path, _ in lazy:
+        state[fs.basename(path.removesuffix(".last_step"))]["last_step_file"] = fs.basename(path)
     snapshot_marker.begin(prefix, iteration, files, source)
     for path, table in zip(paths["sparse"], model.embedding_tables):
         log.info("Rank0: Write hash table to file")
@@ -85,12 +162,46 @@ def save_all(prefix: str, iteration: int, model, data_source_params=None) -> Non
         log.info("Rank0: Write optimzer state to file")
         write_sparse_optimizer(path, table, source)
         log.info("Done")
+    for path, steps in lazy:
+        atomic_write_array(path, steps.cpu().numpy().astype(np.int64), source)
     log.info("Dumping sparse optimzer states to files, successful")
     write_dense(paths["dense"], model.flat_parameters.weights, non_trainable, source)
+    if non_trainable:
+        exact = [_host(b).reshape(-1) for b in non_trainable_buffers(model.engine.network)]
+        atomic_write_array(paths["dense"] + ".ntp.f32", np.concatenate(exact), source)
     log.info("Dumping dense weights to file, successful")
     write_dense_optimizer(paths["opt_dense"], model.dense_optimizer.state_tensors(), source)
     log.info("Dumping dense optimizer states to file, successful")
-    snapshot_marker.finish(prefix, iteration, files, source)
+    snapshot_marker.finish(prefix, iteration, files, source, training_state=state)
+
+
+def read_exact_non_trainable(path: str, count: int, data_source_params=None) -> np.ndarray | None:
+    """The unrounded ``.ntp.json`` values saved with dense file ``path`` (``count`` fp32), or None."""
+    state = snapshot_marker.training_state(path, data_source_params)
+    if not state or not state.get("non_trainable_file"):
+        return None
+    side = fs.join(fs.parent(str(path)) or ".", state["non_trainable_file"])
+    snapshot_marker.refuse_incomplete(side, "load_dense_weights", data_source_params)
+    return read_array(side, np.float32, "load_dense_weights", count=count, data_source_params=data_source_params)
+
+
+def read_dense_optimizer_state(path: str, data_source_params=None) -> dict | None:
+    """``{"step_count", "lr_scheduler_step"}`` saved with a dense optimizer-state file, or None (HugeCTR's)."""
+    return snapshot_marker.training_state(path, data_source_params)
+
+
+def read_sparse_optimizer_state(path: str, what: str,
+                                data_source_params=None) -> tuple[int | None, np.ndarray | None]:
+    """``(step, per-row last steps or None)`` saved with a sparse optimizer-state file; (None, None) if none."""
+    state = snapshot_marker.training_state(path, data_source_params)
+    if state is None:
+        return None, None
+    last_step = None
+    if state.get("last_step_file"):
+        side = fs.join(fs.parent(str(path)) or ".", state["last_step_file"])
+        snapshot_marker.refuse_incomplete(side, what, data_source_params)
+        last_step = read_array(side, np.int64, what, data_source_params=data_source_params)
+    return state.get("step"), last_step
 
 
 def read_dense(path: str, numel: int, data_source_params=None) -> np.ndarray:

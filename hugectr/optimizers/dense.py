@@ -14,6 +14,7 @@ import struct
 
 import torch
 
+from .._checks import require_int
 from ..enums import Optimizer_t
 from ..params.optimizer import OptParamsPy
 from .flat_parameters import FlatParameters
@@ -76,6 +77,14 @@ class DenseOptimizer:
         with torch.no_grad():
             for name, value in zip(self.state_names, tensors):
                 getattr(self, name).copy_(value.reshape(-1))
+
+    def restore_step_count(self, step_count: int) -> None:
+        """Continue counting from ``step_count`` (a resumed run; HugeCTR's state file does not hold it).
+
+        Adam's bias correction depends on it: restarting at t = 1 after a load is what HugeCTR does,
+        and gives a different (larger) first step than the uninterrupted run.
+        """
+        self.step_count = require_int(f"{self.kind} dense optimizer", "step_count", step_count, minimum=0)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(numel={self.flat.numel}, step_count={self.step_count})"

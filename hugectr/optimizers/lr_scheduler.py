@@ -72,6 +72,20 @@ class LearningRateScheduler:
             return decayed if decayed > end_lr else end_lr
         return _F32(self.end_lr)
 
+    def restore_step(self, step: int) -> None:
+        """Continue from position ``step`` (a resumed run): the next ``get_next()`` is step ``step + 1``.
+
+        HugeCTR keeps no scheduler position in its files; ours travels in the snapshot marker
+        (``hugectr.io.snapshot_marker``). The schedule's parameters stay this scheduler's own.
+
+        >>> s = LearningRateScheduler(1.0, warmup_steps=4)
+        >>> s.restore_step(2)
+        >>> s.get_lr(), s.get_next()
+        (0.5, 0.75)
+        """
+        self.step = require_int("LearningRateScheduler.restore_step", "step", step, minimum=0)
+        self.current_lr = float(self._lr_at(self.step)) if self.step else 0.0
+
     def get_lr(self) -> float:
         """The learning rate the last ``get_next()`` returned (0.0 before the first call)."""
         return self.current_lr

@@ -214,6 +214,25 @@ def test_writer_bytes_equal_the_reference_encoder(checksum):
     assert open(path, "rb").read() == ref_encode(samples, checksum, "q", 1, 2)
 
 
+@pytest.mark.parametrize("checksum", [True, False])
+def test_writer_with_the_count_unknown_up_front_patches_the_header(tmp_path, checksum):
+    rng = np.random.default_rng(4)
+    samples = random_samples(rng, 7, 3, 2, 2, 100)    # 3 floats, nnz <= 2, 2 slots
+    floats = np.array([f for f, _ in samples], np.float32)
+    nnz = np.array([[len(k) for k in bags] for _, bags in samples])
+    keys = np.array([k for _, bags in samples for bag in bags for k in bag])
+    path = str(tmp_path / "open.data")
+    with NormWriter(path, NormLayout(1, 2, 2, 8, checksum)) as writer:     # number_of_records not given
+        writer.write(floats[:3], nnz[:3], keys[:nnz[:3].sum()])
+        assert not os.path.exists(path)                                     # appears only once complete
+        writer.write(floats[3:], nnz[3:], keys[nnz[:3].sum():])
+    assert open(path, "rb").read() == ref_encode(samples, checksum, "q", 1, 2)
+    with pytest.raises(ValueError, match=r"bad\.data' got 7 records but its header says 8; .*number_of_records=None"):
+        with NormWriter(str(tmp_path / "bad.data"), NormLayout(1, 2, 2, 8, checksum), 8) as writer:
+            writer.write(floats, nnz, keys)
+    assert os.listdir(tmp_path) == ["open.data"]                            # no bad.data, no temp file left
+
+
 # -- checksums and damaged files ---------------------------------------------------------------------
 def test_a_bad_checksum_skips_the_record_counts_it_and_warns(tmp_path):
     rng = np.random.default_rng(2)

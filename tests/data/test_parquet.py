@@ -190,7 +190,32 @@ def test_num_rows_must_match_the_file(tmp_path):
 def test_nulls_are_refused(tmp_path):
     table = simple_table().set_column(2, "k", pa.array([1, None, 3], pa.int64()))
     source = ParquetSource.from_file_list(write_set(tmp_path, [table], SIMPLE), make_input(1, 1, ONE_SLOT), [], True)
-    with pytest.raises(ValueError, match="part_0.parquet' column 2 holds nulls"):
+    with pytest.raises(ValueError, match="part_0.parquet' row 1, column 2 holds nulls"):
+        read_all(source)
+
+
+def test_chunks_converted_in_parallel_come_back_in_row_order(tmp_path, monkeypatch):
+    """Reads of 1800 rows (6 chunks of 300) converted on the pool while the next read decodes."""
+    import hugectr.data.parquet as parquet
+
+    monkeypatch.setattr(parquet, "_READ_ROWS", 2000)
+    rows = 7000
+    table = pa.table({"label": pa.array(np.arange(rows), pa.float32()), "d": pa.array(np.ones(rows), pa.float32()),
+                      "k": pa.array(np.arange(rows) % 5, pa.int64())})
+    source = ParquetSource.from_file_list(write_set(tmp_path / "d", [table], SIMPLE), make_input(1, 1, ONE_SLOT),
+                                          [5], True)
+    chunks = list(source.read_file(0, 300))
+    assert [c.rows for c in chunks] == [300] * 23 + [100]                   # reads of 1800, 1800, 1800, 1600
+    assert np.array_equal(np.concatenate([c.label[:, 0] for c in chunks]), np.arange(rows))
+    assert np.array_equal(np.concatenate([c.sparse[0].values for c in chunks]), np.arange(rows) % 5)
+
+
+def test_a_null_inside_a_multi_hot_list_names_its_row(tmp_path):
+    keys = pa.array([[1], [], [2, None], [3]], pa.list_(pa.int64()))
+    table = pa.table({"label": pa.array(np.zeros(4), pa.float32()), "d": pa.array(np.ones(4), pa.float32()), "k": keys})
+    source = ParquetSource.from_file_list(write_set(tmp_path, [table], SIMPLE),
+                                          make_input(1, 1, [DataReaderSparseParam("k", 2, False, 1)]), [], True)
+    with pytest.raises(ValueError, match="part_0.parquet' row 2, column 2 holds nulls.*fill them"):
         read_all(source)
 
 
