@@ -246,8 +246,11 @@ class Model(ModelFiles):
         """The learning rate of the next iteration (0 for frozen parts, as HugeCTR)."""
         self._lr = float(lr)
 
-    def train(self) -> bool:
-        """One iteration; False when the training data is exhausted (epoch mode)."""
+    def train(self, is_first_batch: bool = True) -> bool:
+        """One iteration; False when the training data is exhausted (epoch mode).
+
+        ``is_first_batch``: HugeCTR 3.4's argument, accepted so old scripts run; it changes nothing.
+        """
         self._require_compiled("train")
         feed = self._feed("train")
         batch = feed.next_batch()
@@ -262,8 +265,11 @@ class Model(ModelFiles):
         feed.prefetch()
         return True
 
-    def eval(self) -> bool:
-        """Evaluate one batch into the metrics; False when the eval data is exhausted (epoch mode)."""
+    def eval(self, is_first_batch: bool = True) -> bool:
+        """Evaluate one batch into the metrics; False when the eval data is exhausted (epoch mode).
+
+        ``is_first_batch``: HugeCTR 3.4's argument, accepted and ignored like ``train``'s.
+        """
         self._require_compiled("eval")
         batch = self._feed("eval").next_batch()
         if batch is None:
