@@ -83,17 +83,18 @@ class ModelFiles:
     def load_sparse_optimizer_states(self, sparse_opt_states_files) -> None:
         """Load each embedding's optimizer state (a list in add order, or a dict by embedding name).
 
+        Row i of each state is key i of the sparse model's key file, so a file written with another
+        capacity (another GPU count) loads too, as long as its rows cover the table's keys.
         A snapshot of ours also restores each optimizer's step (Adam's t) and LazyGlobal's per-row
         last steps; HugeCTR's files lack them and they then stay as they are (as in HugeCTR).
         """
         self._require_compiled("load_sparse_optimizer_states")
         for name, path in self._by_embedding(sparse_opt_states_files, "load_sparse_optimizer_states").items():
             table = self.engine.tables[name][1]
-            states = table.optimizer_states()
             what = f"load_sparse_optimizer_states('{name}')"
-            values = checkpoint.read_float_states(path, sum(t.numel() for t in states), what, self.files_source)
+            values = checkpoint.read_float_states(path, None, what, self.files_source)
             step, last_step = checkpoint.read_sparse_optimizer_state(path, what, self.files_source)
-            table.load_optimizer_states(list(torch.from_numpy(values).split([t.numel() for t in states])))
+            table.load_optimizer_states(_state_rows(table, torch.from_numpy(values), what, path))
             checkpoint.restore_sparse_optimizer(table, step, last_step, what)
 
     def load_sparse_weights(self, sparse_embedding_files) -> None:
@@ -148,3 +149,38 @@ class ModelFiles:
         for layer in [inp, *embeddings, *dense_layers]:
             self.add(layer)
         log.info(f"Load the model graph from {graph_config_file} successfully")
+
+
+def _state_rows(table, values: torch.Tensor, what: str, path: str) -> list[torch.Tensor]:
+    """The file's values as the table's state tensors: per state ``(file rows, ev)``, rows in key-file order.
+
+    A sharded table takes the rows as they are (each rank picks its keys' rows); a one-device table
+    gets its ``(capacity, ev)`` tensors with the file's rows in front (rows past the file keep their
+    values, rows past the capacity must be unused).
+    """
+    states = table.optimizer_states()          # a collective on a sharded table: every rank calls it
+    ev, count = table.embedding_vec_size, len(states)
+    if count == 0:                              # SGD keeps no state: its file is empty
+        if values.numel():
+            raise ValueError(f"{what}: '{path}' holds {values.numel()} float32 values; this table's optimizer "
+                             "keeps no state (an empty file); the file belongs to another optimizer")
+        return []
+    if values.numel() % (count * ev) or values.numel() // (count * ev) < table_keys(table):
+        raise ValueError(f"{what}: '{path}' holds {values.numel()} float32 values, which is not {count} state "
+                         f"tensor(s) of rows of embedding_vec_size {ev} covering the table's {table_keys(table)} "
+                         "keys; the file belongs to another table or optimizer (load the sparse weights first)")
+    parts = list(values.view(count, -1, ev))
+    if hasattr(table, "shard"):
+        return parts
+    fitted = []
+    for state, part in zip(states, parts):
+        rows = min(part.shape[0], state.shape[0])
+        full = state.detach().cpu().clone()
+        full[:rows] = part[:rows]
+        fitted.append(full)
+    return fitted
+
+
+def table_keys(table) -> int:
+    """Keys the table holds (all ranks' for a sharded one)."""
+    return table.global_size() if hasattr(table, "global_size") else table.size

@@ -137,12 +137,17 @@ class _ExportedTable:
         self._table = table
         self._export = table.export()
         self._states = table.optimizer_states()
+        # LazyGlobal's per-key last steps: gathered here on every rank too (a collective).
+        self._last_steps = table.last_steps() if callable(getattr(table, "last_steps", None)) else None
 
     def export(self):
         return self._export
 
     def optimizer_states(self):
         return self._states
+
+    def last_steps(self):
+        return self._last_steps
 
     def __getattr__(self, name):
         table = self.__dict__["_table"]

@@ -114,9 +114,15 @@ def restore_sparse_optimizer(table, step: int | None, last_step: np.ndarray | No
         last_step = None
     elif last_step is not None and (hasattr(table, "shard") or sparse_optimizer_of(table).last_step is None):
         last_step = None                  # not a (single-device) LazyGlobal table: nothing to put them in
-    elif last_step is not None and last_step.size != table.capacity:
-        raise ValueError(f"{what}: {last_step.size} saved per-row last steps, expected {table.capacity} (one per "
-                         "table row); the side file belongs to a table of another size")
+    elif last_step is not None:
+        # Row i is key i of the key file; a file written on another GPU count has another row count.
+        if last_step.size < table.size:
+            raise ValueError(f"{what}: {last_step.size} saved per-row last steps for a table holding {table.size} "
+                             "keys; the side file belongs to another table (load the sparse weights first)")
+        current = sparse_optimizer_of(table).last_step[:table.capacity].cpu().numpy().copy()
+        rows = min(last_step.size, table.capacity)
+        current[:rows] = last_step[:rows]
+        last_step = current
     sparse_optimizer_of(table).restore_step(int(step), None if last_step is None else torch.from_numpy(last_step))
 
 
@@ -209,7 +215,7 @@ def read_dense(path: str, numel: int, data_source_params=None) -> np.ndarray:
     return read_array(path, np.float32, "load_dense_weights", count=numel, data_source_params=data_source_params)
 
 
-def read_float_states(path: str, count: int, what: str, data_source_params=None) -> np.ndarray:
+def read_float_states(path: str, count: int | None, what: str, data_source_params=None) -> np.ndarray:
     """An optimizer-state file: ``count`` float32 values (the state tensors concatenated)."""
     snapshot_marker.refuse_incomplete(path, what, data_source_params)
     return read_array(path, np.float32, what, count=count, data_source_params=data_source_params)

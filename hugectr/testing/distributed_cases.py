@@ -20,6 +20,7 @@ import hugectr
 
 from ..distributed import data_parallel, env
 from ..embedding.capacity import is_localized
+from ..io import checkpoint
 from ..metrics import AUC
 from .datasets import GeneratedData
 
@@ -38,8 +39,11 @@ def build_model(data: GeneratedData, optimizer: str, *, batchsize: int = 64, bat
     reader = hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.Parquet, source=[data.source],
                                       eval_source=data.eval_source, check_type=hugectr.Check_t.Non,
                                       slot_size_array=data.slot_size_array)
-    update = hugectr.Update_t.Global if optimizer == "Adam" else hugectr.Update_t.Local
-    opt = hugectr.CreateOptimizer(optimizer_type=getattr(hugectr.Optimizer_t, optimizer), update_type=update)
+    # "Adam" trains with Global updates, "Adam:LazyGlobal" (any "name:update") with the one named.
+    name, _, update = optimizer.partition(":")
+    update = update or ("Global" if name == "Adam" else "Local")
+    opt = hugectr.CreateOptimizer(optimizer_type=getattr(hugectr.Optimizer_t, name),
+                                  update_type=getattr(hugectr.Update_t, update))
     model = hugectr.Model(solver, reader, opt)
     _add_layers(model, data.dense_dim)
     model.compile()
@@ -141,3 +145,32 @@ def world_mismatch_case() -> str:
         dist.barrier()
         return str(error)
     return "no error"
+
+
+def load_case(data: GeneratedData, optimizer: str, prefix: str, iteration: int) -> dict:
+    """A fresh model on this world loads every file of snapshot ``prefix`` at ``iteration`` (written on any
+    number of ranks), then evaluates: the predictions, and the tables as loaded."""
+    model = build_model(data, optimizer)
+    model.load_dense_weights(f"{prefix}_dense_{iteration}.model")
+    model.load_dense_optimizer_states(f"{prefix}_opt_dense_{iteration}.model")
+    names = [table.name for table in model.embedding_tables]
+    model.load_sparse_weights([f"{prefix}{i}_sparse_{iteration}.model" for i in range(len(names))])
+    model.load_sparse_optimizer_states({name: f"{prefix}{i}_opt_sparse_{iteration}.model"
+                                        for i, name in enumerate(names)})
+    tables = tables_by_key(model)
+    predictions, metrics = evaluate(model, 4)
+    return {"predictions": predictions, "metrics": metrics, "tables": tables, "states": states_by_key(model)}
+
+
+def states_by_key(model: hugectr.Model) -> list[list]:
+    """Per table, its optimizer states' rows (and LazyGlobal's last steps) of the keys in sorted key order
+    (state row i is export key i)."""
+    result = []
+    for table in model.embedding_tables:
+        keys = table.export()[0].cpu()
+        order = torch.argsort(keys)
+        states = list(table.optimizer_states())
+        last_steps = checkpoint.lazy_last_steps(table)         # LazyGlobal: each key's last update step
+        states += [] if last_steps is None else [last_steps]
+        result.append([state[:keys.numel()].cpu()[order].numpy() for state in states])
+    return result

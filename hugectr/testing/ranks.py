@@ -7,11 +7,13 @@ A rank that raises fails the call with that rank's traceback; a rank that hangs 
 ``timeout`` seconds instead of hanging the test run.
 
 ``fn`` must be importable by name (a module-level function), and its arguments and result
-picklable: tensors come back on the CPU when the function moves them there.
+picklable. Results travel as bytes (``torch.save``), so tensors in them arrive intact even after
+the rank's process (and its shared memory) is gone; CUDA tensors come back on the CPU.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import time
@@ -39,7 +41,7 @@ def _rank_main(rank: int, world: int, port: int, backend: str, fn, args, results
         torch.set_num_threads(1)      # the ranks share the machine's cores
     try:
         dist.init_process_group(backend, rank=rank, world_size=world)
-        results.put((rank, "ok", fn(*args)))
+        results.put((rank, "ok", _to_bytes(fn(*args))))
     except BaseException:             # every failure goes back to the test, named by its rank
         results.put((rank, "error", traceback.format_exc()))
     finally:
@@ -68,7 +70,17 @@ def run_ranks(world: int, fn, *args, backend: str = "gloo", timeout: float = 300
     errors = [f"rank {rank}:\n{value}" for rank, (status, value) in sorted(outcomes.items()) if status == "error"]
     if errors:
         raise RuntimeError("a rank failed\n" + "\n".join(errors))
-    return [outcomes[rank][1] for rank in range(world)]
+    return [_from_bytes(outcomes[rank][1]) for rank in range(world)]
+
+
+def _to_bytes(result) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(result, buffer)
+    return buffer.getvalue()
+
+
+def _from_bytes(data: bytes):
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
 
 def _next_result(results, processes, timeout: float) -> dict:

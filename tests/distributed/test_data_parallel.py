@@ -164,3 +164,24 @@ def test_reader_part_is_the_contiguous_slice_of_each_global_batch(data):
     assert parts[-1].size == 0 and parts[-1].global_size == 16
     with pytest.raises(ValueError, match="global batch size 112 must divide by the number of ranks 3"):
         DataReader(params, inp, 112, data.source, repeat=False, i64_input_key=True, part=(0, 3))
+
+
+@pytest.mark.parametrize("saved_on, loaded_on, optimizer", [(2, 1, "Adam"), (1, 2, "Adam"),
+                                                             (2, 1, "Adam:LazyGlobal")])
+def test_a_checkpoint_loads_on_another_number_of_ranks(data, tmp_path, saved_on, loaded_on, optimizer):
+    """Saved on G ranks, loaded on G' (re-sharded by key): the tables as saved, and the same optimizer
+    states and eval predictions as the model loaded back on G ranks (both evaluate from the file's start)."""
+    prefix = str(tmp_path / "m")
+    saved = run_ranks(saved_on, cases.train_case, data, optimizer, 3, prefix)[0]
+    same = run_ranks(saved_on, cases.load_case, data, optimizer, prefix, 3)[0]
+    for other in run_ranks(loaded_on, cases.load_case, data, optimizer, prefix, 3):
+        for result in (same, other):
+            for (keys_saved, vectors_saved), (keys, vectors) in zip(saved["tables"], result["tables"]):
+                np.testing.assert_array_equal(keys, keys_saved)
+                np.testing.assert_array_equal(vectors, vectors_saved)
+        np.testing.assert_allclose(other["predictions"], same["predictions"], atol=TOLERANCE, rtol=0)
+        assert other["metrics"]["AUC"] == pytest.approx(same["metrics"]["AUC"], abs=TOLERANCE)
+        for states_same, states_other in zip(same["states"], other["states"]):      # per table: (m, v) by key
+            for state_same, state_other in zip(states_same, states_other):
+                np.testing.assert_array_equal(state_other, state_same)
+                assert np.abs(state_same).sum() > 0                        # Adam's moments after 3 steps

@@ -26,3 +26,13 @@ def test_results_come_back_in_rank_order():
 def test_a_failing_rank_is_named():
     with pytest.raises(RuntimeError, match=r"rank 1:(.|\n)*rank one refuses"):
         run_ranks(2, _fail_on_rank_one)
+
+
+def _a_tensor():
+    return {"rank": dist.get_rank(), "values": torch.arange(4.0) * (dist.get_rank() + 1)}
+
+
+def test_tensors_survive_the_rank_process():
+    results = run_ranks(2, _a_tensor)
+    assert [r["rank"] for r in results] == [0, 1]
+    assert torch.equal(results[1]["values"], torch.tensor([0.0, 2.0, 4.0, 6.0]))
