@@ -104,3 +104,20 @@ def test_bad_keywords_and_shapes():
         make(num_layers=2, projection_dim=-1)
     with pytest.raises(ValueError, match="MultiCross 'mc'.*2-D"):
         make(num_layers=2).output_shapes([(2, 3, 4)])
+
+
+@pytest.mark.parametrize("num_layers", [1, 4, 6])
+def test_v1_gradients_equal_the_layer_by_layer_form(num_layers):
+    """v1 runs all layers as one closed form; its gradients must be those of the unrolled recurrence."""
+    r = run_layer_test(Layer_t.MultiCross, [(5, 7)], num_layers=num_layers)
+    layer = r.layer.double()
+    randomize(layer)
+    x0 = torch.randn(5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    upstream = torch.randn(5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    fused = torch.autograd.grad((layer(x0) * upstream).sum(), [x0, *layer.parameters()])
+    x = x0
+    for w, b in zip(layer.weights[0::2], layer.weights[1::2]):     # written out, as numpy_cross does
+        x = x0 * (x @ w)[:, None] + b + x
+    unrolled = torch.autograd.grad((x * upstream).sum(), [x0, *layer.parameters()])
+    for mine, reference in zip(fused, unrolled):
+        torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-10)
