@@ -108,7 +108,7 @@ def test_bad_keywords_and_shapes():
 
 @pytest.mark.parametrize("num_layers", [1, 4, 6])
 def test_v1_gradients_equal_the_layer_by_layer_form(num_layers):
-    """v1 runs all layers as one closed form; its gradients must be those of the unrolled recurrence."""
+    """The layer's gradients (autograd through its forward) equal those of the recurrence written out here."""
     r = run_layer_test(Layer_t.MultiCross, [(5, 7)], num_layers=num_layers)
     layer = r.layer.double()
     randomize(layer)
@@ -122,24 +122,3 @@ def test_v1_gradients_equal_the_layer_by_layer_form(num_layers):
     for mine, reference in zip(fused, unrolled):
         torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-10)
 
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("projection_dim", [0, 3])
-def test_cuda(device, dtype, projection_dim):
-    r = run_layer_test(Layer_t.MultiCross, [(64, 24)], device=str(device), dtype=dtype, num_layers=6,
-                       projection_dim=projection_dim)
-    randomize(r.layer)
-    with torch.no_grad():                       # six layers multiply scales: keep them near 1
-        for p in r.layer.parameters():
-            p.mul_(0.3)
-    x0 = torch.randn(64, 24, generator=torch.Generator().manual_seed(5)).to(device, dtype)
-    out = r.layer(x0)
-    assert out.dtype == dtype
-    out.float().sum().backward()
-    assert all(p.grad is not None for p in r.layer.parameters())
-    expected = numpy_cross(x0.float().cpu().numpy().astype(np.float64),
-                           [p.detach().float().cpu().numpy().astype(np.float64) for p in r.layer.parameters()],
-                           6, projection_dim)
-    tol = 1e-4 if dtype == torch.float32 else 6e-2
-    np.testing.assert_allclose(out.float().cpu().numpy(), expected, rtol=tol, atol=tol)

@@ -70,37 +70,18 @@ class MultiCross(Layer):
         self.weights = nn.ParameterList(params)
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
-        if not self.projection_dim:
-            return self._forward_v1(x0)
         # Elementwise terms follow the matmul's dtype, so under autocast a layer stays in fp16.
         x, step = x0, self.per_layer
         for first in range(0, self.num_layers * step, step):
-            u, v, b = self.weights[first], self.weights[first + 1], self.weights[first + 2]
-            h = torch.addmm(b, torch.mm(x, u), v)                  # (B, k) -> (B, n): x U V + b
-            x = x0.to(h.dtype) * h + x.to(h.dtype)
+            b = self.weights[first + step - 1]
+            if self.projection_dim:
+                u, v = self.weights[first], self.weights[first + 1]
+                h = torch.addmm(b, torch.mm(x, u), v)              # (B, k) -> (B, n): x U V + b
+                x = x0.to(h.dtype) * h + x.to(h.dtype)
+            else:
+                s = torch.matmul(x, self.weights[first]).unsqueeze(1)  # (B, 1): per-sample x . w
+                x = x0.to(s.dtype) * s + b.to(s.dtype) + x.to(s.dtype)
         return x
-
-    def _forward_v1(self, x0: torch.Tensor) -> torch.Tensor:
-        """All v1 layers at once: every x_l is x0 scaled per sample plus a bias sum.
-
-        By induction x_l = a_l * x0 + B_l with a_0 = 1, B_l = b_0 + ... + b_{l-1}, so
-        s_l = x_l . w_l = a_l * (x0 . w_l) + B_l . w_l and a_{l+1} = a_l + s_l. One (B, n) x (n, L)
-        matmul gives every x0 . w_l; the recurrence runs on (B,) scalars; the output is one
-        elementwise pass. The unrolled form reads and writes (B, n) three times per layer, forward
-        and backward; this reads x0 twice in all (the same math, rounded differently).
-        """
-        w = torch.stack(list(self.weights[0::2]))                 # (L, n)
-        b = torch.stack(list(self.weights[1::2]))                 # (L, n)
-        projections = torch.matmul(x0, w.t())                     # (B, L): x0 . w_l, the matmul's dtype
-        bias_sums = torch.cumsum(b, 0)                            # (L, n): B_{l+1}
-        before = torch.cat([torch.zeros_like(bias_sums[:1]), bias_sums[:-1]])     # (L, n): B_l
-        offsets = (before * w).sum(1)                             # (L,): B_l . w_l
-        p = projections.to(torch.promote_types(projections.dtype, torch.float32))   # the recurrence in >= fp32
-        scale = torch.ones_like(p[:, 0])                          # (B,): a_0
-        for layer in range(self.num_layers):
-            scale = scale + scale * p[:, layer] + offsets[layer]
-        dtype = projections.dtype                                 # under autocast the output stays in fp16
-        return x0.to(dtype) * scale.to(dtype)[:, None] + bias_sums[-1].to(dtype)
 
     def to_json(self) -> dict:
         mc_param = {"num_layers": self.num_layers}
