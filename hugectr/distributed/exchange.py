@@ -63,6 +63,20 @@ def exchange_counts(send: torch.Tensor, group=None) -> tuple[list[list[int]], li
     return both[0], both[1]
 
 
+def as_rows_of(matrix: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``matrix`` (rows, w) reinterpreted as ``dtype``: (rows, w * old size / new size); zero rows too
+    (a 2-D ``view`` to another element size refuses an empty tensor's strides).
+
+    >>> as_rows_of(torch.zeros(0, 4, dtype=torch.int32), torch.int64).shape
+    torch.Size([0, 2])
+    >>> as_rows_of(torch.tensor([[1, 0]], dtype=torch.int32), torch.int64).tolist()
+    [[1]]
+    """
+    rows, width = matrix.shape
+    new_width = width * matrix.element_size() // torch.empty(0, dtype=dtype).element_size()
+    return matrix.contiguous().reshape(-1).view(dtype).reshape(rows, new_width)
+
+
 def all_to_all_rows(tensor: torch.Tensor, send_splits: list[int], recv_splits: list[int],
                     group=None) -> torch.Tensor:
     """Rows ``tensor[sum(send_splits[:r]) : ...]`` go to rank r; returns the rows received, by source rank."""
@@ -118,11 +132,11 @@ def all_gather_packed(tensors: list[torch.Tensor], group=None) -> tuple[list[tor
     ([5, -6], (2, 3), [2])
     """
     rows = tensors[0].shape[0]
-    words = [t.contiguous().reshape(rows, math.prod(t.shape[1:])).view(torch.int32) for t in tensors]  # (rows, w_i)
+    words = [as_rows_of(t.reshape(rows, math.prod(t.shape[1:])), torch.int32) for t in tensors]   # (rows, w_i)
     gathered, counts = all_gather_rows(torch.cat(words, dim=1), group)
     parts, start = [], 0
     for tensor, word in zip(tensors, words):
-        part = gathered[:, start:start + word.shape[1]].contiguous().view(tensor.dtype)
+        part = as_rows_of(gathered[:, start:start + word.shape[1]], tensor.dtype)
         parts.append(part.reshape(-1, *tensor.shape[1:]))
         start += word.shape[1]
     return parts, counts

@@ -47,7 +47,7 @@ from ..kernels.embedding_pool import embedding_pool
 from ..kernels.embedding_update import Occurrences, embedding_update
 from ..params.graph import SparseEmbedding
 from ..params.optimizer import OptParamsPy
-from .exchange import all_to_all_rows, any_rank, exchange_counts, group_world, unsigned_mod
+from .exchange import all_to_all_rows, any_rank, as_rows_of, exchange_counts, group_world, unsigned_mod
 from .sharded_files import ShardedFiles
 
 
@@ -101,7 +101,7 @@ def _outbound(keys: SparseBatch, bag_ids: torch.Tensor, owner: torch.Tensor, wor
     segment = torch.cumsum(head, 0) - 1                               # (nnz,) segment of each sorted key
     seg_bags = torch.empty(sum(send[1]), dtype=torch.int64, device=owner.device).scatter_(0, segment, sorted_bag)
     meta = head.to(torch.int32) + 2 * (sorted_bag % keys.num_slots).to(torch.int32)
-    halves = keys.values[order].contiguous().view(torch.int32).view(-1, 2)   # (nnz, 2) the int64 keys' words
+    halves = as_rows_of(keys.values[order][:, None], torch.int32)             # (nnz, 2) the int64 keys' words
     packed = torch.cat([halves, meta[:, None]], dim=1)                 # (nnz, 3)
     return _Outbound(packed, send[0], recv[0], send[1], recv[1], seg_bags)
 
@@ -175,7 +175,7 @@ class ShardedEmbeddingTable(ShardedFiles, nn.Module):
         bag_ids = keys.bag_ids()                                                   # (nnz,)
         out = _outbound(keys, bag_ids, key_owners(keys, bag_ids, self.world, self.localized), self.world, self.group)
         received = all_to_all_rows(out.packed, out.key_send, out.key_recv, self.group)   # (keys here, 3)
-        recv_keys = received[:, :2].contiguous().view(torch.int64).view(-1)      # (n,)
+        recv_keys = as_rows_of(received[:, :2], torch.int64).view(-1)          # (n,): a rank may get none
         meta = received[:, 2]
         key_segments = torch.cumsum(meta & 1, 0) - 1                               # (n,) received segment
         num_segments = sum(out.seg_recv)

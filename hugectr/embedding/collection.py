@@ -9,6 +9,12 @@ view of the result: ``(B, 1, ev)`` feature-major outputs or, for the grouped for
 ``(B, sum of widths)`` concatenation. After backward ``update`` hands ``pooled.grad`` to each group.
 Work per step is a handful of kernels per group, whatever the number of lookups.
 
+On several ranks (``torch.distributed`` initialised) each group follows the collection's shard plan
+(``hugectr.distributed.collection_placement``): a ``RoutedGroup`` (``collection_routing``) sends the
+group's keys to the rank(s) holding it and brings back the pooled rows and, after backward, sends
+the gradients the same way. Every rank draws one seed per group from the shared generator in the
+same order, so data-parallel replicas start equal whoever holds what.
+
 ``check_collection`` holds the rules ``Model.add`` enforces; ``build_collections`` makes the runtime
 objects at ``Model.compile``.
 """
@@ -17,6 +23,9 @@ from __future__ import annotations
 
 import torch
 
+from ..distributed.collection_placement import Placement, placement
+from ..distributed.collection_routing import RoutedGroup
+from ..distributed.exchange import all_gather_packed, any_rank, group_world
 from ..params.embedding_collection import EmbeddingCollectionConfig
 from ..params.optimizer import OptParamsPy
 from .collection_tables import (DynamicGroup, JoinedKeys, KeyErrors, StaticGroup, TableGroup,
@@ -51,6 +60,7 @@ def check_collection(config: EmbeddingCollectionConfig, solver, inp, model_optim
     if config.shard_matrix is not None and len(config.shard_matrix) != solver.num_gpus:
         raise ValueError(f"{what}: shard_matrix has {len(config.shard_matrix)} GPU entries but vvgpu names "
                          f"{solver.num_gpus} GPU(s); give one list of table names per GPU")
+    placement(config, solver.num_gpus, what)          # refuses the plans this package cannot run
 
 
 def build_collections(configs: list[EmbeddingCollectionConfig], inp, batch_size: int,
@@ -73,44 +83,72 @@ class EmbeddingCollection:
                  model_optimizer: OptParamsPy, generator: torch.Generator, device) -> None:
         self.config, self.index = config, index
         self.device = torch.device(device)
+        self.rank, self.world = group_world()
+        self.placement = placement(config, self.world, f"EmbeddingCollection {index}")
         self.lookups = list(config.lookups)
         self.hotness = {lookup.bottom: hotness[lookup.bottom] for lookup in self.lookups}
         self.range_errors = KeyErrors(len(self.lookups), self.device, self._describe_range)
         self.hotness_errors = KeyErrors(len(self.lookups), self.device, self._describe_hotness)
-        self.groups: list[TableGroup] = []
-        self.group_of_table: dict[str, TableGroup] = {}
+        self.groups: list[TableGroup | None] = []           # None: held by other ranks
+        self.group_tables: list[list] = []                   # the table configs of each group
+        self.routes: list[RoutedGroup | None] = []           # None: one rank, the group is used directly
+        self.group_of_table: dict[str, TableGroup | None] = {}
         self._make_groups(model_optimizer, batch_size, generator)
         # Per group: the indices of its lookups, in collection order.
-        self.group_lookups = [[i for i, lookup in enumerate(self.lookups) if self.group_of_table[lookup.table] is g]
-                              for g in self.groups]
+        group_index = {t.name: g for g, tables in enumerate(self.group_tables) for t in tables}
+        self.group_lookups = [[i for i, lookup in enumerate(self.lookups) if group_index[lookup.table] == g]
+                              for g in range(len(self.group_tables))]
+        if self.world > 1:
+            self._route_groups()
         self._structures: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
         self._pooled: list[torch.Tensor] | None = None
 
     def _make_groups(self, model_optimizer: OptParamsPy, batch_size: int, generator: torch.Generator) -> None:
-        """Static tables sharing ev size and optimizer share one storage; each dynamic table has its own."""
-        static: list[tuple[int, OptParamsPy, list]] = []
+        """Static tables sharing ev size, optimizer and placement share one storage; each dynamic table has
+        its own. On several ranks a rank builds only the groups it holds (one seed per group either way)."""
+        static: list[tuple[tuple, OptParamsPy, list]] = []
         dynamic = [table for table in self.config.tables.values() if table.is_dynamic]
         for table in self.config.tables.values():
             optimizer = table.opt_params or model_optimizer
             if table.is_dynamic:
                 continue
-            for ev, opt, members in static:
-                if ev == table.ev_size and opt == optimizer:
+            key = (table.ev_size, self.placement[table.name].key if self.world > 1 else None)
+            for known, opt, members in static:
+                if known == key and opt == optimizer:
                     members.append(table)
                     break
             else:
-                static.append((table.ev_size, optimizer, [table]))
+                static.append((key, optimizer, [table]))
         for _, optimizer, members in static:
-            group = StaticGroup(members, optimizer, generator=generator, device=self.device, errors=self.range_errors)
-            self.groups.append(group)
-            self.group_of_table.update({table.name: group for table in members})
+            self._add_group(members, lambda gen, members=members, optimizer=optimizer: StaticGroup(
+                members, optimizer, generator=gen, device=self.device, errors=self.range_errors), generator)
         # Dynamic groups last: a static table's bad key is raised before any key is inserted.
         for table in dynamic:
             keys = sum(batch_size * self.hotness[lk.bottom] for lk in self.lookups if lk.table == table.name)
-            group = DynamicGroup(table, table.opt_params or model_optimizer, keys_per_batch=keys,
-                                 generator=generator, device=self.device)
-            self.groups.append(group)
-            self.group_of_table[table.name] = group
+            self._add_group([table], lambda gen, table=table, keys=keys: DynamicGroup(
+                table, table.opt_params or model_optimizer, keys_per_batch=keys, generator=gen,
+                device=self.device), generator)
+
+    def _add_group(self, tables: list, make, generator: torch.Generator) -> None:
+        group = None
+        if self.world == 1:
+            group = make(generator)                         # the single-device stream, as before
+        else:
+            seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))   # drawn on every rank
+            if self.rank in self.placement[tables[0].name].holders:
+                group = make(torch.Generator().manual_seed(seed))
+        self.groups.append(group)
+        self.group_tables.append(tables)
+        self.group_of_table.update({table.name: group for table in tables})
+
+    def _route_groups(self) -> None:
+        """One ``RoutedGroup`` per group: where its keys go and its gradients come from."""
+        for group, tables in zip(self.groups, self.group_tables):
+            names = [t.name for t in tables]
+            table_of_lookup = torch.tensor([names.index(lk.table) if lk.table in names else -1
+                                            for lk in self.lookups], dtype=torch.int64)
+            self.routes.append(RoutedGroup(group, self.placement[names[0]].holders, table_of_lookup,
+                                           ev=tables[0].ev_size, name="+".join(names), device=self.device))
 
     @property
     def table_names(self) -> list[str]:
@@ -122,10 +160,14 @@ class EmbeddingCollection:
         """The collection's outputs for a batch's sparse inputs (training inserts keys of dynamic tables)."""
         outputs: list[torch.Tensor | None] = [None] * len(self.lookups)
         pooled_list = []
-        for group, members in zip(self.groups, self.group_lookups):
-            parts = [self._bags(i, self._input(sparse, i)) for i in members]
-            keys, average = self._join(group, members, parts)
-            pooled = group.lookup(keys, training)                             # (bags, ev) fp32
+        for index, members in enumerate(self.group_lookups):
+            parts = self._parts(sparse, members)
+            keys, average = self._join(index, members, parts)
+            route = self.routes[index] if self.routes else None
+            if route is None:
+                pooled = self.groups[index].lookup(keys, training)            # (bags, ev) fp32
+            else:
+                pooled = route.lookup(keys, training)                         # (this rank's bags, ev) fp32
             if training:
                 pooled.requires_grad_(True)
             pooled_list.append(pooled)
@@ -139,6 +181,20 @@ class EmbeddingCollection:
         if self.config.batch_major_output is not None:
             return {self.config.batch_major_output: torch.cat(outputs, dim=1).to(out_dtype)}   # (B, sum widths)
         return {lk.top: out.unsqueeze(1).to(out_dtype) for lk, out in zip(self.lookups, outputs)}  # (B, 1, width)
+
+    def _parts(self, sparse: dict[str, SparseBatch], members: list[int]) -> list:
+        """The bags of each lookup; on several ranks a bad input raises on every rank together (CPU)."""
+        if self.world == 1 or self.device.type != "cpu":
+            return [self._bags(i, self._input(sparse, i)) for i in members]
+        error, parts = None, None
+        try:
+            parts = [self._bags(i, self._input(sparse, i)) for i in members]
+        except ValueError as exc:
+            error = exc
+        if any_rank(error is not None, self.device):
+            raise error or RuntimeError(f"EmbeddingCollection {self.index}: another rank's batch failed its check "
+                                        "(its error names the input)")
+        return parts
 
     def _input(self, sparse: dict[str, SparseBatch], index: int) -> SparseBatch:
         lookup = self.lookups[index]
@@ -170,7 +226,7 @@ class EmbeddingCollection:
                                                                                      torch.ones_like(target))
         return keys.values, torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]), None, bags
 
-    def _join(self, group: TableGroup, members: list[int], parts) -> tuple[JoinedKeys, torch.Tensor | None]:
+    def _join(self, group: int, members: list[int], parts) -> tuple[JoinedKeys, torch.Tensor | None]:
         """One CSR over the lookups of ``group`` (offsets shifted on the device: no host sync), and the
         mask of the bags that ``average`` (None when no lookup does)."""
         values = parts[0][0] if len(parts) == 1 else torch.cat([part[0] for part in parts])
@@ -184,12 +240,12 @@ class EmbeddingCollection:
         bag_table, bag_lookup, average = self._structure(group, members, parts)
         return JoinedKeys(values, offsets, common, sum(part[3] for part in parts), bag_table, bag_lookup), average
 
-    def _structure(self, group: TableGroup, members: list[int], parts):
+    def _structure(self, group: int, members: list[int], parts):
         """Per-bag table index, lookup index and ``average`` mask: device tensors cached per batch shape."""
-        key = (id(group), tuple(part[3] for part in parts))
+        key = (group, tuple(part[3] for part in parts))
         if key not in self._structures:
             counts = torch.tensor([part[3] for part in parts])
-            tables = [t.name for t in group.tables]
+            tables = [t.name for t in self.group_tables[group]]
             table_ids = torch.tensor([tables.index(self.lookups[i].table) for i in members])
             average = torch.tensor([self.lookups[i].combiner == "average" for i in members])
             self._structures[key] = (table_ids.repeat_interleave(counts).to(self.device),
@@ -202,24 +258,49 @@ class EmbeddingCollection:
         """Apply each group's optimizer with the gradient of the last training lookup."""
         if self._pooled is None:
             raise RuntimeError(f"EmbeddingCollection {self.index}: update() needs a training lookup first")
-        for group, pooled in zip(self.groups, self._pooled):
-            group.update(pooled.grad, lr, scaler)
+        for index, pooled in enumerate(self._pooled):
+            target = self.routes[index] if self.routes else self.groups[index]
+            target.update(pooled.grad, lr, scaler)
         self._pooled = None
 
     # -- checks, files ------------------------------------------------------------------------
     def check_errors(self) -> None:
-        """Raise the key problems a GPU step recorded (syncs)."""
-        self.range_errors.check()
-        self.hotness_errors.check()
-        for group in self.groups:
-            group.check_errors()
+        """Raise the key problems a GPU step recorded (syncs; on several ranks a collective: all raise)."""
+        error = None
+        try:
+            self.range_errors.check()
+            self.hotness_errors.check()
+            for group in self.groups:
+                if group is not None:
+                    group.check_errors()
+        except ValueError as exc:
+            if self.world == 1:
+                raise
+            error = exc
+        if self.world > 1 and any_rank(error is not None, self.device):
+            raise error or RuntimeError(f"EmbeddingCollection {self.index}: another rank found a bad key "
+                                        "(its error names it)")
 
     def export(self, table: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.group_of_table[table].export(table)
+        """(keys, vectors) of ``table`` on every rank (on several ranks a collective: call it on all)."""
+        group = self.group_of_table[table]
+        where: Placement = self.placement[table]
+        if self.world == 1 or where.strategy == "dp":
+            return group.export(table)
+        if group is not None:
+            keys, vectors = group.export(table)
+        else:
+            ev = self.config.tables[table].ev_size
+            keys = torch.zeros(0, dtype=torch.int64, device=self.device)
+            vectors = torch.zeros(0, ev, dtype=torch.float32, device=self.device)
+        (keys, vectors), _ = all_gather_packed([keys, vectors])              # the holder's rows, everywhere
+        return keys, vectors
 
     def load(self, table: str, keys: torch.Tensor, vectors: torch.Tensor, source: str) -> None:
+        """Set the vectors of ``keys``; a rank that does not hold ``table`` keeps nothing."""
         group = self.group_of_table[table]
-        group.load(table, keys.to(self.device, torch.int64), vectors.to(self.device, torch.float32), source)
+        if group is not None:
+            group.load(table, keys.to(self.device, torch.int64), vectors.to(self.device, torch.float32), source)
 
     def _describe_range(self, index: int, count: int, example: int) -> str:
         lookup = self.lookups[index]

@@ -11,7 +11,9 @@
   (first-seen) order. Keys are int64 with ``i64_input_key``, uint32 otherwise.
 
 Loading overwrites the vectors of the file's keys (a dynamic table inserts new ones); other rows keep
-theirs. Optimizer states are not part of the layout (HugeCTR writes none either).
+theirs. On several ranks every rank exports (model-parallel tables are gathered from their holder),
+rank 0 writes the same files one device writes, and on load every rank reads the files and keeps
+the tables it holds, so a dump moves between any numbers of ranks. Optimizer states are not part of the layout (HugeCTR writes none either).
 
 Two deliberate differences from HugeCTR 25.03: it deletes and recreates the whole ``path`` folder (and
 again per collection, wiping the ones before); here each ``embedding_collection_<c>`` folder is written
@@ -25,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..distributed import data_parallel, env
 from ..io import fs
 from ..io.files import atomic_write_folder, read_array
 
@@ -78,7 +81,9 @@ def dump(path: str, collections, table_names, *, i64_keys: bool, data_source_par
         meta = [np.array([len(table_ids), key_type, 0, 0, 0], "<i4"), np.array(table_ids, "<i4"),
                 np.array(key_nums, "<u8"), np.array(evs, "<i4")]
         files["meta_data"] = np.concatenate([part.view(np.uint8) for part in meta])
-        atomic_write_folder(fs.join(path, f"embedding_collection_{c}"), files, data_source_params)
+        if env.rank() == 0:            # export gathered every table on every rank; one writer
+            atomic_write_folder(fs.join(path, f"embedding_collection_{c}"), files, data_source_params)
+    data_parallel.barrier()            # no rank reads the folder before it is written
 
 
 def _read_meta(folder: str, data_source_params) -> tuple[np.dtype, dict[int, int]]:
