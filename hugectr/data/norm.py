@@ -30,7 +30,7 @@ from ..io.remote_arrays import RemoteBytes
 from ..params import Input
 from .file_list import read_file_list
 from .norm_records import NormLayout, Walk, decode, walk, wrapping_prefix_sums
-from .reader import Bags, Chunk
+from .chunks import Bags, Chunk
 
 HEADER_BYTES = 64
 _PROBE_RECORDS = 64          # records parsed at construction to diagnose a wrong key width

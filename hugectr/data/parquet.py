@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from ..io import fs
 from ..params import Input
 from .file_list import read_file_list
-from .reader import Bags, Chunk
+from .chunks import Bags, Chunk
 
 ROWS_PER_READ = 65536  # default rows per chunk handed to the reader
 _READ_ROWS = 1 << 18  # rows decoded per pyarrow read (then converted in parallel): bounded memory, few calls

@@ -26,7 +26,8 @@ import numpy as np
 from ..io import fs
 from ..io.remote_arrays import RemoteRecords
 from ..params import DataReaderParams, Input
-from .reader import Bags, Chunk, SourceOptions
+from .chunks import Bags, Chunk
+from .reader import SourceOptions
 
 
 @dataclass(frozen=True)

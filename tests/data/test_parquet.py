@@ -10,7 +10,7 @@ import pytest
 
 from hugectr import DataReaderSparseParam, Input
 from hugectr.data.parquet import ParquetSource
-from hugectr.data.reader import Chunk
+from hugectr.data.chunks import Chunk
 
 
 def write_set(folder, tables, metadata, rows_in_stats=None):

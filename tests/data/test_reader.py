@@ -183,7 +183,7 @@ def test_missing_file_in_the_list_is_reported_at_construction(tmp_path):
 
 
 def test_bags_concat_mixes_fixed_hotness_and_csr():
-    from hugectr.data.reader import Bags
+    from hugectr.data.chunks import Bags
 
     fixed = Bags(np.array([1, 2, 3, 4]), None, 2, 1)                       # 2 samples x 2 slots, one key each
     csr = Bags(np.array([5, 6, 7]), np.array([0, 2, 2, 3, 3]), 2)           # 2 samples x 2 slots, empty bags
