@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ..._checks import require_int
 from ...enums import Layer_t
-from ..base import Layer, Shape, register
+from ..base import register
+from .axis_reduction import AxisReduction
 
 
 @register(Layer_t.ReduceMean)
-class ReduceMean(Layer):
+class ReduceMean(AxisReduction):
     """Mean over ``axis`` (0 <= axis < rank, rank <= 3), which stays with size 1.
 
     (B, S, E) axis 1 -> (B, 1, E) (BST pools its attention output this way). Axis 0 averages
@@ -22,28 +22,5 @@ class ReduceMean(Layer):
     [[1.5], [4.0]]
     """
 
-    def __init__(self, params):
-        super().__init__(params)
-        self.axis = require_int(self.describe(), "axis", params.axis)
-
-    def output_shapes(self, in_shapes: list[Shape]) -> list[Shape]:
-        (shape,) = in_shapes
-        name = self.params.bottom_names[0]
-        if len(shape) > 3:
-            raise self.fail(f"bottom '{name}' has shape {shape}; ReduceMean takes tensors of at most 3 dimensions")
-        if not 0 <= self.axis < len(shape):
-            raise self.fail(f"axis={self.axis} is out of range for bottom '{name}' {shape}; expected "
-                            f"0 <= axis < {len(shape)}")
-        out = list(shape)
-        out[self.axis] = 1
-        return [tuple(out)]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=self.axis, keepdim=True)
-
-    def to_json(self) -> dict:
-        return {"axis": self.axis}
-
-    @classmethod
-    def json_to_keywords(cls, fields: dict) -> dict:
-        return {"axis": fields["axis"]}
