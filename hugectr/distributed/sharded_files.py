@@ -25,6 +25,7 @@ import torch
 
 from ..embedding.capacity import max_vocabulary_size_global
 from ..embedding.hash_table import EMPTY_KEY
+from ..embedding.sparse_embedding import checked_key_file
 from ..enums import Optimizer_t
 from ..optimizers.dense import memset_float
 from .exchange import all_gather_packed, gather_counts, unsigned_mod
@@ -63,19 +64,9 @@ class ShardedFiles:
 
         Every check runs on the full arrays, identically on every rank, so all ranks raise together.
         """
-        keys = torch.as_tensor(keys).reshape(-1).to(self.device, torch.int64)
-        vectors = torch.as_tensor(vectors).to(self.device, torch.float32)
+        keys, vectors, slot_ids = checked_key_file(self.name, keys, vectors, slot_ids, self.embedding_vec_size,
+                                                   self.localized, self.device)
         n, ev = keys.numel(), self.embedding_vec_size
-        if vectors.numel() != n * ev:
-            raise ValueError(f"SparseEmbedding '{self.name}': {n} keys but {vectors.numel()} vector values; "
-                             f"expected {n} x embedding_vec_size {ev} = {n * ev}")
-        if self.localized:
-            if slot_ids is None:
-                raise ValueError(f"SparseEmbedding '{self.name}': a Localized embedding needs the slot_id of "
-                                 "every key (the model folder has no slot_id file)")
-            slot_ids = torch.as_tensor(slot_ids).reshape(-1).to(self.device, torch.int64)
-            if slot_ids.numel() != n:
-                raise ValueError(f"SparseEmbedding '{self.name}': {n} keys but {slot_ids.numel()} slot ids")
         owner = self._owners(keys, slot_ids)
         self._check_load(keys, owner)
         mine = torch.nonzero(owner == self.rank).view(-1)          # file positions of this rank's keys

@@ -59,6 +59,26 @@ def initial_weights(params: SparseEmbedding, capacity: int, generator: torch.Gen
     return weights.uniform_(-1.0, 1.0, generator=generator).mul_(row_bounds[:, None])
 
 
+def checked_key_file(name: str, keys, vectors, slot_ids, ev: int, localized: bool, device):
+    """``(keys (n,) int64, vectors (n, ev) fp32, slot_ids (n,) int64 or None)`` on ``device``, their sizes
+    checked against each other (a Localized table needs a slot id per key); errors name the embedding."""
+    keys = torch.as_tensor(keys).reshape(-1).to(device, torch.int64)
+    vectors = torch.as_tensor(vectors).to(device, torch.float32)
+    n = keys.numel()
+    if vectors.numel() != n * ev:
+        raise ValueError(f"SparseEmbedding '{name}': {n} keys but {vectors.numel()} vector values; "
+                         f"expected {n} x embedding_vec_size {ev} = {n * ev}")
+    if not localized:
+        return keys, vectors.reshape(n, ev), None
+    if slot_ids is None:
+        raise ValueError(f"SparseEmbedding '{name}': a Localized embedding needs the slot_id of every key (the "
+                         "model folder has no slot_id file)")
+    slot_ids = torch.as_tensor(slot_ids).reshape(-1).to(device, torch.int64)
+    if slot_ids.numel() != n:
+        raise ValueError(f"SparseEmbedding '{name}': {n} keys but {slot_ids.numel()} slot ids")
+    return keys, vectors.reshape(n, ev), slot_ids
+
+
 class SparseEmbeddingTable(nn.Module):
     """The table, hash map and optimizer state of one ``SparseEmbedding`` on one device.
 
@@ -174,19 +194,9 @@ class SparseEmbeddingTable(nn.Module):
 
     def load(self, keys: torch.Tensor, vectors: torch.Tensor, slot_ids: torch.Tensor | None = None) -> None:
         """Replace the keys and their vectors (key i -> row i); other rows and optimizer state stay."""
-        keys = torch.as_tensor(keys).reshape(-1).to(self.device, torch.int64)
-        vectors = torch.as_tensor(vectors).to(self.device, torch.float32)
+        keys, vectors, slot_ids = checked_key_file(self.name, keys, vectors, slot_ids, self.embedding_vec_size,
+                                                   self.row_slots is not None, self.device)
         n, ev = keys.numel(), self.embedding_vec_size
-        if vectors.numel() != n * ev:
-            raise ValueError(f"SparseEmbedding '{self.name}': {n} keys but {vectors.numel()} vector values; "
-                             f"expected {n} x embedding_vec_size {ev} = {n * ev}")
-        if self.row_slots is not None:
-            if slot_ids is None:
-                raise ValueError(f"SparseEmbedding '{self.name}': a Localized embedding needs the slot_id of "
-                                 "every key (the model folder has no slot_id file)")
-            slot_ids = torch.as_tensor(slot_ids).reshape(-1).to(self.device, torch.int64)
-            if slot_ids.numel() != n:
-                raise ValueError(f"SparseEmbedding '{self.name}': {n} keys but {slot_ids.numel()} slot ids")
         self.hash_table.import_keys(keys)      # raises on overflow / duplicates before changing anything
         self.weights[:n] = vectors.reshape(n, ev)
         if self.row_slots is not None:
