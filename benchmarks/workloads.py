@@ -76,10 +76,14 @@ PRECISION_SOLVER_ARGS = {
 }
 
 
-def build_hugectr_model(w: Workload, precision: str) -> hugectr.Model:
-    """The workload as a HugeCTR user writes it (Adam, Local update; sources unused: batches are fed in)."""
+def build_hugectr_model(w: Workload, precision: str, gpus: int = 1) -> hugectr.Model:
+    """The workload as a HugeCTR user writes it (Adam, Local update; sources unused: batches are fed in).
+
+    ``gpus``: ``vvgpu=[[0 .. gpus-1]]``, run inside a group of that many ranks; ``w.batch_size`` is global.
+    """
     solver = hugectr.CreateSolver(model_name=w.name.lower(), seed=1, batchsize=w.batch_size,
-                                  batchsize_eval=w.batch_size, lr=0.001, vvgpu=[[0]], i64_input_key=True,
+                                  batchsize_eval=w.batch_size, lr=0.001, vvgpu=[list(range(gpus))],
+                                  i64_input_key=True,
                                   **PRECISION_SOLVER_ARGS[precision])
     reader = hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.Parquet, source=["unused"],
                                       eval_source="unused", check_type=hugectr.Check_t.Non)
