@@ -2,6 +2,7 @@
 launcher variables are read; vvgpu and the launch must agree."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,14 +32,33 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_script(tmp_path, fail_rank: int) -> subprocess.CompletedProcess:
+def _run_script(tmp_path, fail_rank: int, launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run SCRIPT as ``python train.py`` or under ``launcher`` (which runs the script file itself)."""
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "PYTEST_CURRENT_TEST")}
     environment.update(HUGECTR_DEVICE="cpu", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, str(script), str(tmp_path), str(fail_rank)], env=environment,
-                          capture_output=True, text=True, timeout=240)
+    command = [*(launcher or (sys.executable,)), str(script), str(tmp_path), str(fail_rank)]
+    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
+
+
+LAUNCHERS = {
+    "torchrun": (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"),
+    "mpirun": ("mpirun", "-n", "2", sys.executable),
+}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_launchers_give_the_ranks(tmp_path, launcher):
+    """Under torchrun or mpirun the script runs once per rank as launched: no relaunch, same group."""
+    if launcher == "mpirun" and shutil.which("mpirun") is None:
+        pytest.skip("no mpirun on this machine (pip install mpich)")
+    result = _run_script(tmp_path, fail_rank=-1, launcher=LAUNCHERS[launcher])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "rank0").read_text() == "2 3.0 cpu"
+    assert (tmp_path / "rank1").read_text() == "2 3.0 cpu"
+    assert result.stdout.count("Model Init") == 1                 # rank 0 prints, and nobody relaunched
 
 
 def test_plain_script_starts_one_rank_per_gpu_and_only_rank_0_prints(tmp_path):
