@@ -106,3 +106,31 @@ def test_read_sparse_model_for_users(planted_data, build_small_model, tmp_path):
     np.testing.assert_array_equal(saved.slot_ids.astype(np.int64), slot_ids.cpu().numpy())
     with pytest.raises(FileNotFoundError, match="not a sparse model folder"):
         read_sparse_model(tmp_path / "nope")
+
+
+def test_sparse_optimizer_states_of_another_capacity_load_by_key_row(planted_data, build_small_model, tmp_path):
+    """Row i of a state file is key i of the key file: a file of fewer rows than this table's capacity (another
+    workspace or GPU count) loads into the first rows; one that does not cover the keys is refused."""
+    model = build_small_model(planted_data)
+    model.start_data_reading()
+    for _ in range(3):
+        model.train()
+    model.save_params_to_files(str(tmp_path / "m"), 3)
+    states_file = tmp_path / "m0_opt_sparse_3.model"
+    (tmp_path / "m_snapshot_3.json").unlink()                      # a HugeCTR-written snapshot has no marker
+    table = model.embedding_tables[0]
+    capacity, keys = table.capacity, table.size
+    saved = np.fromfile(states_file, dtype=np.float32).reshape(2, capacity, 4)     # Adam: m, v
+    rows = keys + 5
+    saved[:, :rows].tofile(states_file)
+    other = build_small_model(planted_data, seed=17)
+    other.load_sparse_weights([str(tmp_path / "m0_sparse_3.model")])
+    before = [state.clone() for state in other.embedding_tables[0].optimizer_states()]
+    other.load_sparse_optimizer_states([str(states_file)])
+    for index, state in enumerate(other.embedding_tables[0].optimizer_states()):
+        np.testing.assert_array_equal(state[:rows].cpu().numpy(), saved[index, :rows])
+        assert torch.equal(state[rows:], before[index][rows:])    # rows past the file keep their values
+        assert np.abs(saved[index, :keys]).sum() > 0
+    saved[:, :keys - 1].tofile(states_file)
+    with pytest.raises(ValueError, match=rf"covering the table's {keys} keys"):
+        other.load_sparse_optimizer_states([str(states_file)])
