@@ -12,6 +12,7 @@ names several GPUs it starts one process per GPU itself (``hugectr.distributed.l
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -127,6 +128,14 @@ def init_ranks(vvgpu: list[list[int]]) -> None:
         dist.init_process_group("nccl", rank=launched.rank, world_size=launched.world)
     else:
         dist.init_process_group("gloo", rank=launched.rank, world_size=launched.world)
+    # The group is ours: close it when the script ends. A process that exits with gloo's or NCCL's
+    # threads still running can abort in their destructors (exit code 134 after a clean run).
+    atexit.register(_close_group)
+
+
+def _close_group() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
 
 
 def _check_world(world: int, gpus: int, launcher: str) -> None:
