@@ -22,9 +22,7 @@ appending functions: they all print in one table.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -33,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
+from timing import median_seconds  # noqa: E402
 from workloads import KAGGLE_CARDINALITIES  # noqa: E402
 from hugectr.embedding.hash_table import HashTable  # noqa: E402
 from hugectr.kernels.dispatch import triton_enabled  # noqa: E402
@@ -100,22 +99,7 @@ def sync(device: torch.device) -> None:
 
 def time_call(setup: Setup, fn: Callable[[], object]) -> float:
     """Median seconds per call over ``setup.iters`` calls after ``setup.warmup`` untimed ones."""
-    for _ in range(setup.warmup):
-        fn()
-    times = []
-    for _ in range(setup.iters):
-        if setup.device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - begin)
-    return statistics.median(times)
+    return median_seconds(setup.device, fn, setup.iters, setup.warmup)
 
 
 # -- measurements --------------------------------------------------------------------------------

@@ -11,14 +11,17 @@ the bytes an op must move at least once: forward reads X (B, S+1, E) and writes 
 """
 
 import argparse
-import statistics
-import time
-from typing import Callable, NamedTuple
+import sys
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-from hugectr.kernels.dispatch import triton_enabled
-from hugectr.kernels.dot_interaction import dot_interaction, dot_interaction_reference, output_width
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import median_seconds as time_call  # noqa: E402
+
+from hugectr.kernels.dispatch import triton_enabled  # noqa: E402
+from hugectr.kernels.dot_interaction import dot_interaction, dot_interaction_reference, output_width  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -27,26 +30,6 @@ class Row(NamedTuple):
     name: str
     seconds: float
     bytes_moved: float
-
-
-def time_call(device: torch.device, fn: Callable[[], object], iters: int, warmup: int) -> float:
-    """Median seconds per call over ``iters`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - begin)
-    return statistics.median(times)
 
 
 def measure(args, device: torch.device) -> list[Row]:
