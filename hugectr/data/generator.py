@@ -161,6 +161,25 @@ def sample_keys(rng: np.random.Generator, count: int, slot_size: int, alpha: flo
     return np.clip(np.floor(y + 0.5).astype(np.int64) - 1, 0, slot_size - 1)  # C++ round: half away from 0
 
 
+def _write_file_sets(params: DataGeneratorParams, extension: str, write_file, finish=None) -> None:
+    """The train and eval sets: ``{folder}/gen_{k}.{extension}`` written by ``write_file(path, seed)`` in
+    ``num_threads`` threads (each file its own seed, so the bytes do not depend on the thread count), then
+    the file list and ``finish(folder, paths)`` if given."""
+    train_seeds, eval_seeds = np.random.SeedSequence(params.seed).spawn(2)
+    for file_list, folder, count, seeds in ((params.source, "train", params.num_files, train_seeds),
+                                            (params.eval_source, "val", params.eval_num_files, eval_seeds)):
+        prefix = os.path.join(os.path.dirname(file_list), folder, "gen_")
+        os.makedirs(os.path.dirname(prefix), exist_ok=True)
+        paths = [f"{prefix}{k}.{extension}" for k in range(count)]
+        jobs = list(zip(paths, seeds.spawn(count)))
+        with ThreadPoolExecutor(max_workers=params.num_threads) as pool:
+            list(pool.map(lambda job: write_file(*job), jobs))
+        write_file_list(file_list, paths)
+        if finish is not None:
+            finish(os.path.dirname(prefix), paths)
+        log.info(f"{file_list} done!")
+
+
 def _write_parquet(params: DataGeneratorParams) -> None:
     alpha = power_law_alpha(params)
     log.info("Generate Parquet dataset")
@@ -169,18 +188,8 @@ def _write_parquet(params: DataGeneratorParams) -> None:
              f"{params.nnz_array}, #files for train: {params.num_files}, #files for eval: {params.eval_num_files}, "
              f"#samples per file: {params.num_samples_per_file}, Use power law distribution: {alpha is not None}, "
              f"alpha of power law: {alpha or 0.0}")
-    train_seeds, eval_seeds = np.random.SeedSequence(params.seed).spawn(2)
-    for file_list, folder, count, seeds in ((params.source, "train", params.num_files, train_seeds),
-                                            (params.eval_source, "val", params.eval_num_files, eval_seeds)):
-        prefix = os.path.join(os.path.dirname(file_list), folder, "gen_")
-        os.makedirs(os.path.dirname(prefix), exist_ok=True)
-        paths = [f"{prefix}{k}.parquet" for k in range(count)]
-        jobs = list(zip(paths, seeds.spawn(count)))
-        with ThreadPoolExecutor(max_workers=params.num_threads) as pool:
-            list(pool.map(lambda job: _write_parquet_file(params, alpha, *job), jobs))
-        write_file_list(file_list, paths)
-        _write_metadata(os.path.dirname(prefix), paths, params)
-        log.info(f"{file_list} done!")
+    _write_file_sets(params, "parquet", lambda path, seed: _write_parquet_file(params, alpha, path, seed),
+                     finish=lambda folder, paths: _write_metadata(folder, paths, params))
 
 
 def _write_parquet_file(params: DataGeneratorParams, alpha: float | None, path: str,
@@ -293,17 +302,7 @@ def _write_norm(params: DataGeneratorParams) -> None:
              f"distribution: {alpha is not None}, alpha of power law: {alpha or 0.0}")
     layout = NormLayout(params.label_dim, params.dense_dim, params.num_slot, 8 if params.i64_input_key else 4,
                         params.check_type is Check_t.Sum)
-    train_seeds, eval_seeds = np.random.SeedSequence(params.seed).spawn(2)
-    for file_list, folder, count, seeds in ((params.source, "train", params.num_files, train_seeds),
-                                            (params.eval_source, "val", params.eval_num_files, eval_seeds)):
-        prefix = os.path.join(os.path.dirname(file_list), folder, "gen_")
-        os.makedirs(os.path.dirname(prefix), exist_ok=True)
-        paths = [f"{prefix}{k}.data" for k in range(count)]
-        jobs = list(zip(paths, seeds.spawn(count)))
-        with ThreadPoolExecutor(max_workers=params.num_threads) as pool:
-            list(pool.map(lambda job: _write_norm_file(params, layout, alpha, *job), jobs))
-        write_file_list(file_list, paths)
-        log.info(f"{file_list} done!")
+    _write_file_sets(params, "data", lambda path, seed: _write_norm_file(params, layout, alpha, path, seed))
 
 
 def _write_norm_file(params: DataGeneratorParams, layout: NormLayout, alpha: float | None, path: str,
