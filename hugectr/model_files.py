@@ -170,13 +170,13 @@ def _state_rows(table, values: torch.Tensor, what: str, path: str) -> list[torch
                          f"tensor(s) of rows of embedding_vec_size {ev} covering the table's {table_keys(table)} "
                          "keys; the file belongs to another table or optimizer (load the sparse weights first)")
     parts = list(values.view(count, -1, ev))
-    if hasattr(table, "shard"):
-        return parts
+    if hasattr(table, "shard") or parts[0].shape[0] == states[0].shape[0]:
+        return parts                            # sharded: each rank picks its rows; else the same capacity
     fitted = []
-    for state, part in zip(states, parts):
+    for state, part in zip(states, parts):      # another capacity: the file's rows in front, on the device
         rows = min(part.shape[0], state.shape[0])
-        full = state.detach().cpu().clone()
-        full[:rows] = part[:rows]
+        full = state.detach().clone()
+        full[:rows] = part[:rows].to(full.device)
         fitted.append(full)
     return fitted
 

@@ -114,7 +114,7 @@ def restore_sparse_optimizer(table, step: int | None, last_step: np.ndarray | No
         last_step = None
     elif last_step is not None and (hasattr(table, "shard") or sparse_optimizer_of(table).last_step is None):
         last_step = None                  # not a (single-device) LazyGlobal table: nothing to put them in
-    elif last_step is not None:
+    elif last_step is not None and last_step.size != table.capacity:
         # Row i is key i of the key file; a file written on another GPU count has another row count.
         if last_step.size < table.size:
             raise ValueError(f"{what}: {last_step.size} saved per-row last steps for a table holding {table.size} "
