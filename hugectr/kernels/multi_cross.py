@@ -27,15 +27,31 @@ as opaque nodes; CPU tensors (and widths whose tiles do not fit) take ``multi_cr
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
 from .dispatch import interpreting, next_power_of_2, tl, triton, triton_enabled
 
+FUSED_ENV_VAR = "HUGECTR_FUSED_CROSS"
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _MAX_BLOCK_N = 512           # whole rows live in registers and shared memory: wider inputs take the reference
 _MAX_LAYERS = 16             # L padded to 16 rows for tl.dot
 _BLOCK_B = 16                # rows per tile (>= 16: the K of the dW product)
+
+
+def fused_cross_wanted() -> bool:
+    """Whether MultiCross v1 layers run these kernels (``HUGECTR_FUSED_CROSS=1``) or the compiled recurrence.
+
+    Opt-in for now: the kernels take less GPU time per DCN step (4.25 ms against 4.66 ms on an H100),
+    but the DCN step is host-bound and the first wiring of the kernels (torch ops inside the custom
+    ops) measured 9.7 M samples/s against 11.4-13.2 M for the recurrence; the present wiring moves
+    those ops into the compiled graph and has not been measured end to end yet.
+    """
+    choice = os.environ.get(FUSED_ENV_VAR, "0").strip()
+    if choice not in ("0", "1"):
+        raise ValueError(f"{FUSED_ENV_VAR} must be 0 or 1, got {choice!r}")
+    return choice == "1"
 
 
 def _check(x0: torch.Tensor, weights, biases) -> tuple[int, int]:
@@ -211,88 +227,98 @@ def _multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def _programs(device: torch.device, num_blocks: int, per_sm: int) -> int:
+def _programs(device: torch.device, per_sm: int) -> int:
     """Programs of a grid that strides over the row blocks: ``per_sm`` per SM on a GPU (all resident at
-    once, W loaded once by each); 2 under the interpreter."""
-    wanted = per_sm * _multiprocessors(device) if device.type == "cuda" else 2
-    return max(1, min(num_blocks, wanted))
+    once, W loaded once by each); 2 under the interpreter. Independent of the batch, so the backward's
+    partial sums keep one shape."""
+    return per_sm * _multiprocessors(device) if device.type == "cuda" else 2
 
 
-def multi_cross_forward_triton(x0: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor,
+def multi_cross_forward_triton(x0: torch.Tensor, weights: torch.Tensor, c: torch.Tensor, bias_sum: torch.Tensor,
                                out_dtype: torch.dtype) -> torch.Tensor:
-    """y (B, n) in ``out_dtype``; weights and biases stacked (L, n)."""
+    """y (B, n) in ``out_dtype``; weights (L, n), c (L,) and bias_sum (n,) from ``_batch_constants``."""
     (batch, n), num_layers = x0.shape, weights.shape[0]
-    x0, weights = x0.contiguous(), weights.contiguous()
-    prefix, c = _batch_constants(weights, biases)
-    bias_sum = prefix[-1] + biases[-1].float()                                      # B_L
     y = torch.empty(batch, n, dtype=out_dtype, device=x0.device)
     if batch:
         num_blocks = triton.cdiv(batch, _BLOCK_B)
-        _forward_kernel[(_programs(x0.device, num_blocks, 8),)](x0, weights, c.contiguous(), bias_sum.contiguous(),
-                                                                 y, batch, num_blocks,
-                                                                 **_config(x0, out_dtype, num_layers, backward=False))
+        grid = (min(num_blocks, _programs(x0.device, 8)),)
+        _forward_kernel[grid](x0.contiguous(), weights.contiguous(), c.contiguous(), bias_sum.contiguous(), y, batch,
+                              num_blocks, **_config(x0, out_dtype, num_layers, backward=False))
     return y
 
 
-def multi_cross_backward_triton(dy: torch.Tensor, x0: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor
+def multi_cross_backward_triton(dy: torch.Tensor, x0: torch.Tensor, weights: torch.Tensor, c: torch.Tensor
                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(dx0 like x0, dW (L, n) fp32, db (L, n) fp32)`` from the output's gradient dy (B, n)."""
+    """``(dx0 like x0, part (P, L + 1, n), part_ds (P, L))``: per program, ``dp^T x0`` (rows < L) and
+    ``sum_b dy`` (row L), and ``sum_b ds_l``; the caller sums over the P programs."""
     (batch, n), num_layers = x0.shape, weights.shape[0]
-    dy, x0, weights = dy.contiguous(), x0.contiguous(), weights.contiguous()
-    prefix, c = _batch_constants(weights, biases)
     dx0 = torch.empty_like(x0, memory_format=torch.contiguous_format)
-    num_blocks = triton.cdiv(batch, _BLOCK_B)
-    programs = _programs(x0.device, num_blocks, 2)
-    part = torch.zeros(programs, num_layers + 1, n, dtype=torch.float32, device=x0.device)
-    part_ds = torch.zeros(programs, num_layers, dtype=torch.float32, device=x0.device)
-    if batch:
-        _backward_kernel[(programs,)](dy, x0, weights, c.contiguous(), dx0, part, part_ds, batch, num_blocks,
-                                      **_config(x0, dy.dtype, num_layers, backward=True))
-    sums, ds_sums = part.sum(0), part_ds.sum(0)[:, None]                            # (L + 1, n), (L, 1)
-    later = (ds_sums * weights.float()).flip(0).cumsum(0).flip(0)                   # row l: sum_{k >= l} ds_k w_k
-    dw = sums[:-1] + ds_sums * prefix
-    db = sums[-1] + torch.cat([later[1:], torch.zeros_like(later[:1])])
-    return dx0, dw, db
+    programs = _programs(x0.device, 2)
+    if not batch:
+        return (dx0, x0.new_zeros(programs, num_layers + 1, n, dtype=torch.float32),
+                x0.new_zeros(programs, num_layers, dtype=torch.float32))
+    # Every program stores its whole accumulator (zeros when it got no rows): no zero fill needed.
+    part = torch.empty(programs, num_layers + 1, n, dtype=torch.float32, device=x0.device)
+    part_ds = torch.empty(programs, num_layers, dtype=torch.float32, device=x0.device)
+    _backward_kernel[(programs,)](dy.contiguous(), x0.contiguous(), weights.contiguous(), c.contiguous(), dx0, part,
+                                  part_ds, batch, triton.cdiv(batch, _BLOCK_B),
+                                  **_config(x0, dy.dtype, num_layers, backward=True))
+    return dx0, part, part_ds
 
 
 # -- custom ops: opaque to torch.compile, autograd through the fused backward --------------------
+# The ops hold only the kernel launches. The batch constants before them and the sums after them
+# are plain torch in the traced code, so torch.compile fuses them with their neighbours (as eager
+# ops inside an opaque op they cost more host time per step than the kernels cost on the GPU), and
+# autograd carries the gradients of c and B_L back to W and b by itself.
 @torch.library.custom_op("hugectr::multi_cross_forward", mutates_args=())
-def multi_cross_forward_op(x0: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor,
+def multi_cross_forward_op(x0: torch.Tensor, weights: torch.Tensor, c: torch.Tensor, bias_sum: torch.Tensor,
                            out_dtype: torch.dtype) -> torch.Tensor:
     """Fused forward: y (B, n) in ``out_dtype``."""
-    return multi_cross_forward_triton(x0, weights, biases, out_dtype)
+    return multi_cross_forward_triton(x0, weights, c, bias_sum, out_dtype)
 
 
 @multi_cross_forward_op.register_fake
-def _(x0, weights, biases, out_dtype):
+def _(x0, weights, c, bias_sum, out_dtype):
     return x0.new_empty(x0.shape, dtype=out_dtype)
 
 
 @torch.library.custom_op("hugectr::multi_cross_backward", mutates_args=())
-def multi_cross_backward_op(dy: torch.Tensor, x0: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor
+def multi_cross_backward_op(dy: torch.Tensor, x0: torch.Tensor, weights: torch.Tensor, c: torch.Tensor
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fused backward: ``(dx0, dW (L, n) fp32, db (L, n) fp32)``."""
-    return multi_cross_backward_triton(dy, x0, weights, biases)
+    """Fused backward: ``(dx0, part, part_ds)`` (see ``multi_cross_backward_triton``)."""
+    return multi_cross_backward_triton(dy, x0, weights, c)
 
 
 @multi_cross_backward_op.register_fake
-def _(dy, x0, weights, biases):
+def _(dy, x0, weights, c):
+    programs, (num_layers, n) = _programs(x0.device, 2), weights.shape
     return (torch.empty_like(x0, memory_format=torch.contiguous_format),
-            weights.new_empty(weights.shape, dtype=torch.float32), biases.new_empty(biases.shape, dtype=torch.float32))
+            x0.new_empty((programs, num_layers + 1, n), dtype=torch.float32),
+            x0.new_empty((programs, num_layers), dtype=torch.float32))
 
 
 def _setup_context(ctx, inputs, output):
-    x0, weights, biases, _ = inputs
-    ctx.save_for_backward(x0, weights, biases)
+    x0, weights, c, _, _ = inputs
+    ctx.save_for_backward(x0, weights, c)
 
 
 def _backward(ctx, dy):
-    x0, weights, biases = ctx.saved_tensors
-    dx0, dw, db = multi_cross_backward_op(dy, x0, weights, biases)
-    return dx0, dw.to(weights.dtype), db.to(biases.dtype), None
+    """Gradients of (x0, W, c, B_L): the direct part of dW is ``dp^T x0``, of c ``sum_b ds``, of B_L ``sum_b dy``."""
+    x0, weights, c = ctx.saved_tensors
+    dx0, part, part_ds = multi_cross_backward_op(dy, x0, weights, c)
+    sums = part.sum(0)                                                              # (L + 1, n)
+    return dx0, sums[:-1].to(weights.dtype), part_ds.sum(0).to(c.dtype), sums[-1], None
 
 
 multi_cross_forward_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def fused_multi_cross(x0: torch.Tensor, weights: torch.Tensor, biases: torch.Tensor,
+                      out_dtype: torch.dtype) -> torch.Tensor:
+    """The fused kernels without dispatch: weights and biases stacked (L, n); differentiable."""
+    prefix, c = _batch_constants(weights, biases)
+    return multi_cross_forward_op(x0, weights, c, prefix[-1] + biases[-1].float(), out_dtype)
 
 
 # -- the public op ---------------------------------------------------------------------------------
@@ -310,5 +336,5 @@ def multi_cross(x0: torch.Tensor, weights, biases) -> torch.Tensor:
     out_dtype = output_dtype(x0, weights[0])
     dtypes = {x0.dtype, out_dtype, *(p.dtype for p in weights), *(p.dtype for p in biases)}
     if triton_enabled(x0.device) and dtypes <= set(_KERNEL_DTYPES) and kernel_fits(n, num_layers):
-        return multi_cross_forward_op(x0, torch.stack(list(weights)), torch.stack(list(biases)), out_dtype)
+        return fused_multi_cross(x0, torch.stack(list(weights)), torch.stack(list(biases)), out_dtype)
     return multi_cross_reference(x0, weights, biases, out_dtype=out_dtype)

@@ -75,8 +75,7 @@ def run_with_grads(fn, x0, weights, biases, dy, autocast_dtype=None):
 
 def fused(x0, weights, biases):
     """The custom op itself (no dispatch): proves the kernels ran."""
-    out_dtype = mc.output_dtype(x0, weights[0])
-    return mc.multi_cross_forward_op(x0, torch.stack(weights), torch.stack(biases), out_dtype)
+    return mc.fused_multi_cross(x0, torch.stack(weights), torch.stack(biases), mc.output_dtype(x0, weights[0]))
 
 
 def assert_close(actual, expected, dtype, name):
@@ -174,13 +173,16 @@ def test_empty_batch():
 @interpreted
 def test_custom_op_registrations():
     x0, w, b, _ = make_inputs(6, 19, 7, 1, torch.bfloat16)
-    weights, biases = torch.stack([w, 2 * w]).requires_grad_(), torch.stack([b, b]).requires_grad_()
-    result = torch.library.opcheck(mc.multi_cross_forward_op, (x0.requires_grad_(), weights, biases, torch.bfloat16))
+    weights = torch.stack([w, 2 * w]).requires_grad_()
+    c, bias_sum = torch.randn(2, requires_grad=True), (2 * b).requires_grad_()
+    result = torch.library.opcheck(mc.multi_cross_forward_op, (x0.requires_grad_(), weights, c, bias_sum,
+                                                               torch.bfloat16))
     assert set(result.values()) == {"SUCCESS"}, result
 
 
 @interpreted
-def test_compile_keeps_the_fused_ops_opaque():
+def test_compile_keeps_the_fused_ops_opaque(monkeypatch):
+    monkeypatch.setenv(mc.FUSED_ENV_VAR, "1")
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
     graphs = []
@@ -201,7 +203,8 @@ def test_compile_keeps_the_fused_ops_opaque():
 
 
 @interpreted
-def test_layer_uses_the_kernels():
+def test_layer_uses_the_kernels(monkeypatch):
+    monkeypatch.setenv(mc.FUSED_ENV_VAR, "1")
     r = run_layer_test(Layer_t.MultiCross, [(21, 10)], num_layers=3)
     assert "multi_cross_forward" in r.outputs[0].grad_fn.name()
     w = r.numpy_weights()
@@ -226,7 +229,8 @@ def test_gpu_half_inputs_and_half_parameters(device):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_gpu_compiled_layer_matches_eager(device, dtype):
+def test_gpu_compiled_layer_matches_eager(device, dtype, monkeypatch):
+    monkeypatch.setenv(mc.FUSED_ENV_VAR, "1")
     layer = run_layer_test(Layer_t.MultiCross, [(64, 429)], num_layers=6, device=device).layer
     with torch.no_grad():
         for bias in list(layer.parameters())[1::2]:                   # default biases are 0
@@ -256,3 +260,15 @@ def test_benchmark_cpu_smoke_runs(capsys, monkeypatch):
     module.main(["--cpu-smoke"])
     table = capsys.readouterr().out
     assert table.count("forward") >= 4 and "copy" in table and "GB/s" in table
+
+
+def test_layer_runs_the_recurrence_unless_asked(monkeypatch):
+    monkeypatch.delenv(mc.FUSED_ENV_VAR, raising=False)
+    r = run_layer_test(Layer_t.MultiCross, [(21, 10)], num_layers=3)
+    assert "multi_cross_forward" not in r.outputs[0].grad_fn.name()
+    w = r.numpy_weights()
+    assert_close(r.outputs[0], numpy_cross(r.numpy_inputs()[0], w[0::2], w[1::2], np.zeros((21, 10)))[0],
+                 torch.float32, "layer")
+    monkeypatch.setenv(mc.FUSED_ENV_VAR, "yes")
+    with pytest.raises(ValueError, match="HUGECTR_FUSED_CROSS must be 0 or 1, got 'yes'"):
+        run_layer_test(Layer_t.MultiCross, [(21, 10)], num_layers=3)

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..._checks import require_int
 from ...enums import Layer_t
-from ...kernels.multi_cross import multi_cross
+from ...kernels.multi_cross import fused_cross_wanted, multi_cross
 from ..base import Layer, Shape, WeightInit, register
 from ..initializers import (default_only_table, glorot_normal, init_from_json, init_to_json, initialize,
                             zero)
@@ -22,8 +22,9 @@ class MultiCross(Layer):
     """``num_layers`` cross layers over x0 of shape (B, n); output (B, n).
 
     v1 (``projection_dim == 0``): ``x_{l+1} = x0 * (x_l @ w_l^T) + b_l + x_l`` with ``w_l`` (n,):
-    the per-sample scalar ``x_l . w_l`` scales x0. Parameters ``w0, b0, w1, b1, ...``. All layers
-    run as one fused pass each way (``hugectr.kernels.multi_cross``).
+    the per-sample scalar ``x_l . w_l`` scales x0. Parameters ``w0, b0, w1, b1, ...``. With
+    ``HUGECTR_FUSED_CROSS=1`` (read when the layer is made) all layers run as one fused pass each way
+    (``hugectr.kernels.multi_cross``); otherwise layer by layer, which torch.compile fuses.
     v2 (``projection_dim = k > 0``): ``x_{l+1} = x0 * (x_l @ U_l @ V_l + b_l) + x_l`` with
     ``U_l`` (n, k), ``V_l`` (k, n). Parameters ``U0, V0, b0, U1, V1, b1, ...``. ``b_l`` is (n,)
     (HugeCTR's (1, n), the same bytes).
@@ -44,6 +45,7 @@ class MultiCross(Layer):
         self.projection_dim = require_int(self.describe(), "projection_dim", params.projection_dim, minimum=0)
         self.weight_init_type = params.weight_init_type
         self.bias_init_type = params.bias_init_type
+        self.fused = not self.projection_dim and fused_cross_wanted()
 
     @property
     def per_layer(self) -> int:
@@ -72,17 +74,22 @@ class MultiCross(Layer):
         self.weights = nn.ParameterList(params)
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
-        if not self.projection_dim:
-            # v1: one fused pass (Triton on a GPU, the torch recurrence on a CPU), fp32 inside; the
+        if self.fused:
+            # v1 in one fused pass (Triton on a GPU, the torch recurrence on a CPU), fp32 inside; the
             # output takes autocast's dtype, as the matmuls it replaces would.
             params = list(self.weights)
             return multi_cross(x0, params[0::2], params[1::2])
         # Elementwise terms follow the matmul's dtype, so under autocast a layer stays in fp16.
-        x = x0
-        for first in range(0, self.num_layers * 3, 3):
-            u, v, b = self.weights[first], self.weights[first + 1], self.weights[first + 2]
-            h = torch.addmm(b, torch.mm(x, u), v)              # (B, k) -> (B, n): x U V + b
-            x = x0.to(h.dtype) * h + x.to(h.dtype)
+        x, step = x0, self.per_layer
+        for first in range(0, self.num_layers * step, step):
+            b = self.weights[first + step - 1]
+            if self.projection_dim:
+                u, v = self.weights[first], self.weights[first + 1]
+                h = torch.addmm(b, torch.mm(x, u), v)              # (B, k) -> (B, n): x U V + b
+                x = x0.to(h.dtype) * h + x.to(h.dtype)
+            else:
+                s = torch.matmul(x, self.weights[first]).unsqueeze(1)  # (B, 1): per-sample x . w
+                x = x0.to(s.dtype) * s + b.to(s.dtype) + x.to(s.dtype)
         return x
 
     def to_json(self) -> dict:
