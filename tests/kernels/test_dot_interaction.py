@@ -8,7 +8,6 @@ small module using the layer against eager.
 """
 
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
@@ -17,13 +16,11 @@ import pytest
 import torch
 
 from hugectr.enums import Layer_t
-from hugectr.kernels import dispatch
 from hugectr.kernels import dot_interaction as di
 from hugectr.layers.base import layer_class
 from hugectr.params.dense_layer import DenseLayer
+from hugectr.testing.interpreter import assert_interpreted_tests_pass, interpreted, starts_interpreter_child
 
-interpreted = pytest.mark.skipif(not dispatch.interpreting(),
-                                 reason="runs in the TRITON_INTERPRET=1 child of test_kernels_under_triton_interpreter")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # fp32 sums of k products differ from another order by ~eps * sqrt(k) * (typical term): atol carries
 # that scale (sqrt(E) forward, sqrt(S + 1) backward); half outputs are rounded once from fp32.
@@ -32,15 +29,9 @@ TOLERANCE = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float16: dict(rtol
 SHAPES = [(1, 4), (3, 16), (26, 128), (26, 4), (3, 128)]          # (S, E)
 
 
-# On a GPU machine the gpu tests run the compiled kernels; the interpreter is the CPU machines' check.
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU runs the real kernels (the gpu tests)")
-@pytest.mark.skipif(dispatch.interpreting() or not dispatch.HAVE_TRITON, reason="needs triton; starts the child")
+@starts_interpreter_child
 def test_kernels_under_triton_interpreter():
-    done = dispatch.interpreter_pytest(__file__, "-k", "not benchmark")    # the benchmark runs here, not there
-    skipped = re.search(r"(\d+) skipped", done.stdout)
-    # Only this test itself may skip there: every interpreted one must have run and passed.
-    assert done.returncode == 0 and " passed" in done.stdout and int(skipped.group(1) if skipped else 0) <= 1, \
-        done.stdout[-8000:] + done.stderr[-4000:]
+    assert_interpreted_tests_pass(__file__, "-k", "not benchmark")
 
 
 # -- the independent NumPy formula -----------------------------------------------------------------

@@ -6,7 +6,6 @@ and SparseEmbeddingTable.lookup with HUGECTR_KERNELS=torch against Triton.
 """
 
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
@@ -18,26 +17,18 @@ import hugectr
 from hugectr.embedding.hash_table import EMPTY_KEY, HashTable
 from hugectr.embedding.sparse_batch import SparseBatch
 from hugectr.embedding.sparse_embedding import SparseEmbeddingTable
-from hugectr.kernels import dispatch
 from hugectr.kernels.embedding_pool import embedding_pool, embedding_pool_reference, embedding_pool_triton
 from hugectr.kernels.hash_find import HashSlots
+from hugectr.testing.interpreter import assert_interpreted_tests_pass, interpreted, starts_interpreter_child
 
-interpreted = pytest.mark.skipif(not dispatch.interpreting(),
-                                 reason="runs in the TRITON_INTERPRET=1 child of test_kernels_under_triton_interpreter")
 TOLERANCE = {torch.float32: dict(rtol=1e-6, atol=1e-6), torch.float16: dict(rtol=1e-2, atol=1e-2),
              torch.bfloat16: dict(rtol=1e-2, atol=1e-2)}
 HALF_AND_FULL = [torch.float32, torch.float16, torch.bfloat16]
 
 
-# On a GPU machine the gpu tests run the compiled kernels; the interpreter is the CPU machines' check.
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU runs the real kernels (the gpu tests)")
-@pytest.mark.skipif(dispatch.interpreting() or not dispatch.HAVE_TRITON, reason="needs triton; starts the child")
+@starts_interpreter_child
 def test_kernels_under_triton_interpreter():
-    done = dispatch.interpreter_pytest(__file__, "-k", "not benchmark")    # the benchmark runs here, not there
-    skipped = re.search(r"(\d+) skipped", done.stdout)
-    # Only this test itself may skip there: every interpreted one must have run and passed.
-    assert done.returncode == 0 and " passed" in done.stdout and int(skipped.group(1) if skipped else 0) <= 1, \
-        done.stdout[-8000:] + done.stderr[-4000:]
+    assert_interpreted_tests_pass(__file__, "-k", "not benchmark")
 
 
 # -- inputs and the independent NumPy reference --------------------------------------------------

@@ -5,7 +5,6 @@ CPU: the ``interpreted`` tests run in a child process under Triton's interpreter
 """
 
 import random
-import re
 import warnings
 
 import numpy as np
@@ -16,20 +15,13 @@ from hugectr.embedding.hash_table import HashTable, HashTableOverflowError
 from hugectr.kernels import dispatch
 from hugectr.kernels.hash_find import EMPTY_KEY, HashSlots, hash_find_reference, hash_find_triton
 from hugectr.kernels.hash_insert import hash_insert_reference, hash_insert_triton
-
-interpreted = pytest.mark.skipif(not dispatch.interpreting(),
-                                 reason="runs in the TRITON_INTERPRET=1 child of test_kernels_under_triton_interpreter")
+from hugectr.testing.interpreter import assert_interpreted_tests_pass, interpreted, starts_interpreter_child
 
 
-# On a GPU machine the gpu tests run the compiled kernels; the interpreter is the CPU machines' check.
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU runs the real kernels (the gpu tests)")
-@pytest.mark.skipif(dispatch.interpreting() or not dispatch.HAVE_TRITON, reason="needs triton; starts the child")
+
+@starts_interpreter_child
 def test_kernels_under_triton_interpreter():
-    done = dispatch.interpreter_pytest(__file__)
-    report = done.stdout[-8000:] + done.stderr[-4000:]
-    skipped = re.search(r"(\d+) skipped", done.stdout)
-    # Only this test itself may skip there: every interpreted one must have run and passed.
-    assert done.returncode == 0 and " passed" in done.stdout and int(skipped.group(1) if skipped else 0) <= 1, report
+    assert_interpreted_tests_pass(__file__)
 
 
 # -- independent references and inputs ----------------------------------------------------------

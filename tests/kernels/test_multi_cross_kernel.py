@@ -7,7 +7,6 @@ forward and a NumPy reverse-mode backward (the layer-by-layer recurrence, x_l ke
 """
 
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
@@ -16,24 +15,17 @@ import pytest
 import torch
 
 from hugectr.enums import Layer_t
-from hugectr.kernels import dispatch
 from hugectr.kernels import multi_cross as mc
 from hugectr.testing.layer_test import run_layer_test
+from hugectr.testing.interpreter import assert_interpreted_tests_pass, interpreted, starts_interpreter_child
 
-interpreted = pytest.mark.skipif(not dispatch.interpreting(),
-                                 reason="runs in the TRITON_INTERPRET=1 child of test_kernels_under_triton_interpreter")
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 LAYERS, FEATURES = [1, 3, 6], [7, 64, 429]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU runs the real kernels (the gpu tests)")
-@pytest.mark.skipif(dispatch.interpreting() or not dispatch.HAVE_TRITON, reason="needs triton; starts the child")
+@starts_interpreter_child
 def test_kernels_under_triton_interpreter():
-    done = dispatch.interpreter_pytest(__file__, "-k", "not benchmark")    # the benchmark runs here, not there
-    skipped = re.search(r"(\d+) skipped", done.stdout)
-    # Only this test itself may skip there: every interpreted one must have run and passed.
-    assert done.returncode == 0 and " passed" in done.stdout and int(skipped.group(1) if skipped else 0) <= 1, \
-        done.stdout[-8000:] + done.stderr[-4000:]
+    assert_interpreted_tests_pass(__file__, "-k", "not benchmark")
 
 
 # -- inputs and the independent NumPy reference --------------------------------------------------
