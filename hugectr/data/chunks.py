@@ -7,6 +7,8 @@ Every format (Parquet, Norm, Raw) yields ``Chunk``s from one file at a time; ``D
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -79,6 +81,25 @@ class Chunk:
         return Chunk(np.concatenate([c.label for c in chunks]), np.concatenate([c.dense for c in chunks]), sparse)
 
 
+def to_sample_major(lengths: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder slot-major bags (bag s*n+i, sizes ``lengths`` (slots, n)) to sample-major (bag i*slots+s).
+
+    >>> v, o = to_sample_major(np.array([[1, 0], [2, 1]]), np.array([10, 20, 21, 30]))
+    >>> v.tolist(), o.tolist()
+    ([10, 20, 21, 30], [0, 1, 3, 3, 4])
+    """
+    slots, rows = lengths.shape
+    sample_major = lengths.T.reshape(-1)                  # (n * slots,)
+    offsets = np.zeros(sample_major.size + 1, dtype=np.int64)
+    np.cumsum(sample_major, out=offsets[1:])
+    flat = lengths.reshape(-1)                            # (slots * n,) slot-major sizes
+    source_start = np.cumsum(flat) - flat
+    target_start = offsets[:-1].reshape(rows, slots).T.reshape(-1)  # target start of slot-major bag s*n+i
+    out = np.empty_like(values)
+    out[np.arange(values.size) + np.repeat(target_start - source_start, flat)] = values
+    return out, offsets
+
+
 class ChunkSource(Protocol):
     """What a format provides: its data files and the chunks of one of them.
 
@@ -91,23 +112,26 @@ class ChunkSource(Protocol):
     def read_file(self, index: int, rows: int) -> Iterator[Chunk]: ...
 
 
-_FIXED_OFFSETS: dict[int, torch.Tensor] = {}      # hotness -> the longest 0, h, 2h, ... made so far
+_FIXED_OFFSETS: dict[tuple[int, bool], torch.Tensor] = {}   # (hotness, pinned) -> the longest 0, h, 2h, ... so far
 
 
-def _fixed_offsets(hotness: int, count: int) -> torch.Tensor:
-    """(count,) offsets ``0, h, 2h, ...``: a view of one cached tensor (a batch's are 13 MB at 65536 x 26)."""
-    cached = _FIXED_OFFSETS.get(hotness)
+def _fixed_offsets(hotness: int, count: int, pinned: bool = False) -> torch.Tensor:
+    """(count,) offsets ``0, h, 2h, ...``: a view of one cached tensor (a batch's are 0.5 MB at 65536 x 26).
+
+    The pinned one is shared by every batch: safe, as nothing ever writes it.
+    """
+    cached = _FIXED_OFFSETS.get((hotness, pinned))
     if cached is None or cached.numel() < count:
         # Threads may race here: each builds a correct tensor, and the last one stays.
         cached = torch.arange(0, max(count, 1 << 20) * hotness, hotness, dtype=torch.int64)
-        _FIXED_OFFSETS[hotness] = cached
+        _FIXED_OFFSETS[(hotness, pinned)] = cached.pin_memory() if pinned else cached
     return cached[:count]
 
 
-def sparse_batch(bags: Bags, rows: int) -> SparseBatch:
+def sparse_batch(bags: Bags, rows: int, pinned: bool = False) -> SparseBatch:
     """``SparseBatch`` of ``bags``; hotness set when every bag has the same (non-zero) size."""
     if bags.offsets is None:
-        offsets = _fixed_offsets(bags.hotness, bags.values.size // bags.hotness + 1)
+        offsets = _fixed_offsets(bags.hotness, bags.values.size // bags.hotness + 1, pinned)
         return SparseBatch(tensor(bags.values), offsets, rows, bags.slots, bags.hotness)
     sizes = np.diff(bags.offsets)
     fixed = sizes.size > 0 and sizes[0] > 0 and bool((sizes == sizes[0]).all())
@@ -130,7 +154,70 @@ def cut(pending: list[Chunk], rows: int, size: int) -> tuple[list[Chunk], int, C
     return pending, rows - size, Chunk.concat(taken)
 
 
+class Buffers:
+    """Output arrays of a source, recycled once nothing refers to them (nor to a view of them) any more.
+
+    A fresh 10 MB array costs more in page faults than the copy that fills it; a recycled one is already
+    mapped. Batches in use hold references, so their arrays are never handed out again. Pinned arrays are
+    NumPy views of fresh pinned tensors: CUDA's caching host allocator recycles those, and also waits for the
+    copies to the GPU that read them. Thread-safe.
+
+    >>> buffers = Buffers()
+    >>> a = buffers.empty((2, 3), np.int64)
+    >>> b = buffers.empty((2, 3), np.int64)    # a is in use: a second array
+    >>> address = a.__array_interface__["data"][0]
+    >>> del a
+    >>> buffers.empty((2, 3), np.int64).__array_interface__["data"][0] == address
+    True
+    """
+
+    LIMIT = 64  # arrays kept per (shape, dtype); more in use at once are simply allocated
+
+    def __init__(self):
+        self._arrays: dict[tuple, list[np.ndarray]] = {}
+        self._lock = threading.Lock()
+        # Reference counts tell whether an array is in use (free-threaded builds would need another test).
+        self._recycle = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+    def empty(self, shape: tuple[int, ...], dtype, pinned: bool = False) -> np.ndarray:
+        if pinned:
+            return torch.empty(shape, dtype=_TORCH_DTYPES[np.dtype(dtype)], pin_memory=True).numpy()
+        if not self._recycle:
+            return np.empty(shape, dtype)
+        with self._lock:
+            arrays = self._arrays.setdefault((tuple(shape), np.dtype(dtype).str), [])
+            for array in arrays:
+                if sys.getrefcount(array) == 3:   # the list, ``array`` and getrefcount's argument: free
+                    return array
+            array = np.empty(shape, dtype)
+            if len(arrays) < self.LIMIT:
+                arrays.append(array)
+            return array
+
+
+_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.int64): torch.int64, np.dtype(np.int32): torch.int32}
+
+
 def tensor(array: np.ndarray) -> torch.Tensor:
+    """``array`` as a tensor: shared memory; a view of the owning tensor when a tensor owns the memory.
+
+    A view of the owner (not ``torch.from_numpy``) keeps the owner's storage, so a pinned buffer stays
+    known to CUDA's host allocator, which then waits for the copies reading it before reusing it.
+
+    >>> owner = torch.arange(12)
+    >>> view = tensor(owner.numpy().reshape(3, 4)[1:])
+    >>> view.tolist(), view.untyped_storage().data_ptr() == owner.untyped_storage().data_ptr()
+    ([[4, 5, 6, 7], [8, 9, 10, 11]], True)
+    """
+    owner = array.base
+    while isinstance(owner, np.ndarray):
+        owner = owner.base
+    if isinstance(owner, torch.Tensor) and owner.dtype == _TORCH_DTYPES.get(array.dtype) and owner.is_contiguous():
+        item = array.itemsize
+        start = array.__array_interface__["data"][0] - owner.data_ptr()
+        if start % item == 0 and all(stride % item == 0 for stride in array.strides):
+            return owner.as_strided(array.shape, [stride // item for stride in array.strides],
+                                    owner.storage_offset() + start // item)
     if not array.flags.writeable:  # torch wants writable memory; sources normally hand over their own arrays
         array = array.copy()
     return torch.from_numpy(np.ascontiguousarray(array))

@@ -8,9 +8,10 @@ int32/uint32 (``i64_input_key=False``) or int64/uint64 (``True``), scalar (one-h
 list<int> (multi-hot, any length, empty allowed); the ``DataReaderSparseParam``s of the
 ``Input`` take them in order (the first ``slot_num`` cats go to the first param, ...), and
 ``slot_size_array`` adds ``sum(slot_size_array[:g])`` to the keys of global cat ``g``.
-Files are read record batch by record batch; nulls are refused. Remote files (``s3://``, ``gs://``,
-``hdfs://``, or paths on ``DataReaderParams.data_source_params``: ``hugectr.io.fs``) are read by pyarrow
-through an fsspec file object, in blocks with read-ahead.
+Files are read a few row groups at a time (decoded on pyarrow's threads), each chunk converted (``parquet_convert``) by a
+handful of whole-array calls (each releases the GIL once, so reader threads scale); nulls are refused.
+Remote files (``s3://``, ``gs://``, ``hdfs://``, or paths on ``DataReaderParams.data_source_params``:
+``hugectr.io.fs``) are read by pyarrow through an fsspec file object, in blocks with read-ahead.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ import pyarrow.parquet as pq
 from ..io import fs
 from ..params import Input
 from .file_list import read_file_list
-from .chunks import Bags, Chunk
+from .chunks import Buffers, Chunk
+from .parquet_convert import ROWS_PER_READ, ChunkConversion, _is_list, _value_type
 
-ROWS_PER_READ = 65536  # default rows per chunk handed to the reader
-_READ_ROWS = 1 << 18  # rows decoded per pyarrow read (then converted in parallel): bounded memory, few calls
+_READ_ROWS = 1 << 18  # about the rows decoded per pyarrow read (see _read_rows): bounded memory, few calls
 _POOL_LOCK = threading.Lock()
 _POOL: list[ThreadPoolExecutor] = []  # one conversion pool for every source: threads bounded by the cores
 _KEY_TYPES = {False: (pa.int32(), pa.uint32()), True: (pa.int64(), pa.uint64())}
@@ -77,7 +78,7 @@ class ParquetMetadata:
         return cls(path, rows, groups["labels"], groups["conts"], groups["cats"])
 
 
-class ParquetSource:
+class ParquetSource(ChunkConversion):
     """Chunks of the Parquet files of one file list, laid out for the model's ``Input``."""
 
     def __init__(self, files: list[str], input: Input, slot_size_array: list[int], i64_input_key: bool, *,
@@ -93,6 +94,9 @@ class ParquetSource:
         self.slot_offsets = offsets if offsets is not None else np.zeros(len(self.metadata.cats), np.int64)
         self.slot_sizes = np.asarray(slot_size_array, np.int64) if slot_size_array else None
         self._widths: dict[int, int] = {}
+        self._tiled: dict[int, np.ndarray] = {}   # first global cat of a sparse input -> its tiled offsets
+        self._buffers = Buffers()
+        self.pinned = False   # the reader sets it: chunks are then written straight into pinned memory
         self._check_widths(files[0])
 
     @classmethod
@@ -161,88 +165,42 @@ class ParquetSource:
             raise ValueError(f"Parquet: '{path}' holds {file.metadata.num_rows} rows but '{self.metadata.path}' says "
                              f"num_rows={self.metadata.num_rows[name]}; fix file_stats")
 
-    # -- reading -----------------------------------------------------------------------------
-    def read_file(self, index: int, rows: int = ROWS_PER_READ) -> Iterator[Chunk]:
-        """The chunks of file ``index`` in row order: ``rows`` samples each, fewer in the last.
+    def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An output array of a chunk: recycled, or in pinned memory when ``pinned`` (``chunks.Buffers``)."""
+        return self._buffers.empty(shape, dtype, self.pinned)
 
-        pyarrow decodes several chunks at once (about ``_READ_ROWS`` rows, on its own thread pool); the
-        chunks of that read are converted in parallel on ``_conversion_pool()`` while pyarrow decodes the
-        next read. So one reader worker (HugeCTR gives Parquet one per GPU) uses the
-        machine's cores: pyarrow and NumPy release the GIL for the bulk of the work.
+    # -- reading -----------------------------------------------------------------------------
+    takes_first_rows = True   # read_file accepts ``first``: the reader aligns chunks with its batches
+
+    def read_file(self, index: int, rows: int = ROWS_PER_READ, first: int = 0) -> Iterator[Chunk]:
+        """The chunks of file ``index`` in row order: ``first`` samples in the first one (0: ``rows``), then
+        ``rows`` each, fewer in the last. (A reader passes the samples its pending batch still lacks, so the
+        chunks after the first are whole batches: no copy joins them.)
+
+        pyarrow decodes whole row groups, about ``_READ_ROWS`` rows a read, across its own thread pool;
+        the chunks of a read are converted in parallel on ``_conversion_pool()`` while pyarrow decodes the
+        next read. Rows left over at the end of a read join the next one (zero-copy). One reader worker
+        (HugeCTR gives Parquet one per GPU) thus uses the machine's cores: pyarrow and NumPy release the GIL
+        for the bulk of the work.
         """
         path = self.files[index]
         with _open(path, self.data_source_params) as file:
-            self._check_schema(file.schema_arrow, path)
+            schema = file.schema_arrow    # built on each access
+            self._check_schema(schema, path)
             self._check_rows(file, path)
             wanted = [i for g in _GROUPS for i, _ in getattr(self.metadata, g)]
-            names = file.schema_arrow.names
+            names = schema.names
             unique = len(set(names)) == len(names)
             # By name when names are unique (reads only those columns); else every column, picked by index.
             selected = [names[i] for i in sorted(wanted)] if unique else None
-            pool, converting, first_row = _conversion_pool(), [], 0
-            for record_batch in file.iter_batches(batch_size=_read_rows(rows), columns=selected):
-                count = record_batch.num_rows
-                submitted = []
-                for start in range(0, count, rows):
-                    piece = record_batch.slice(start, min(rows, count - start))     # zero-copy
-                    columns = {i: piece.column(names[i] if unique else i) for i in wanted}
-                    submitted.append(pool.submit(self._convert, columns, piece.num_rows, path, first_row + start))
-                first_row += count
+            keys = {i: names[i] if unique else i for i in wanted}
+            pool, converting = _conversion_pool(), []
+            for pieces in _pieces(_reads(file, selected, _read_rows(rows)), rows, first):
+                submitted = [pool.submit(self._convert, piece, keys, path, start) for start, piece in pieces]
                 yield from (future.result() for future in converting)   # converted while this read decoded
                 converting = submitted
             yield from (future.result() for future in converting)
 
-    def _convert(self, columns: dict[int, pa.Array], rows: int, path: str, first_row: int = 0) -> Chunk:
-        meta = self.metadata
-        for index, array in columns.items():
-            if array.null_count or (_is_list(array.type) and array.flatten().null_count):
-                raise ValueError(f"Parquet: '{path}' row {first_row + _first_null_row(array)}, column {index} holds "
-                                 "nulls; HugeCTR refuses missing values: fill them (e.g. 0 for dense, a reserved key "
-                                 "for cats)")
-        label = self._float_block(columns, meta.labels, rows, self.label_dim, path)
-        dense = self._float_block(columns, meta.conts, rows, self.dense_dim, path)
-        sparse, first = [], 0
-        for slots in self.slots:
-            group = range(first, first + slots)
-            arrays = [columns[meta.cats[g][0]] for g in group]
-            if self.slot_sizes is not None:
-                self._check_key_range(arrays, group, path, first_row)
-            sparse.append(_bags(arrays, self.slot_offsets[first:first + slots]))
-            first += slots
-        return Chunk(label, dense, sparse)
-
-    def _check_key_range(self, arrays: list[pa.Array], group: range, path: str, first_row: int) -> None:
-        """Keys of global cat ``g`` must lie in [0, slot_size_array[g]): else they would land in the offset
-        range of the next cat and silently share its embedding rows."""
-        for array, g in zip(arrays, group):
-            keys = (array.flatten() if _is_list(array.type) else array).to_numpy(zero_copy_only=False)
-            size = int(self.slot_sizes[g])
-            if not keys.size or (int(keys.max()) < size and int(keys.min()) >= 0):
-                continue
-            bad = np.flatnonzero((keys < 0) | (keys >= size))[0]
-            row = int(np.searchsorted(_list_offsets(array), bad, side="right")) - 1 if _is_list(array.type) else bad
-            index, name = self.metadata.cats[g]
-            raise ValueError(f"Parquet: '{path}' row {first_row + row}, column {index} ('{name}', cat {g}): key "
-                             f"{int(keys[bad])} is outside [0, {size}) = [0, slot_size_array[{g}]); the keys of a cat "
-                             "column must be below its slot_size_array entry: give the column's cardinality (max key "
-                             "+ 1) there, or re-map the keys to 0..size-1")
-
-    def _float_block(self, columns, group, rows: int, width: int, path: str) -> np.ndarray:
-        block = np.empty((rows, width), dtype=np.float32)  # (n, label_dim) or (n, dense_dim)
-        start = 0
-        for index, name in group:
-            array, size = columns[index], self._widths[index]
-            if _is_list(array.type):
-                lengths = pc.list_value_length(array).to_numpy()
-                if (lengths != size).any():
-                    raise ValueError(f"Parquet: '{path}' column {index} ('{name}') has lists of length "
-                                     f"{sorted(set(lengths.tolist()))[:5]}; dense list columns need the same width "
-                                     f"({size}) in every row")
-                block[:, start:start + size] = array.flatten().to_numpy(zero_copy_only=False).reshape(rows, size)
-            else:
-                block[:, start] = array.to_numpy(zero_copy_only=False)
-            start += size
-        return block
 
 
 def _conversion_pool() -> ThreadPoolExecutor:
@@ -253,78 +211,72 @@ def _conversion_pool() -> ThreadPoolExecutor:
         return _POOL[0]
 
 
-def _read_rows(rows: int) -> int:
-    """Rows per pyarrow read: a whole number of ``rows`` chunks, about ``_READ_ROWS`` (reads cross row groups).
+def _reads(file: pq.ParquetFile, columns: list[str] | None, target: int) -> Iterator[pa.Table]:
+    """The file as tables of whole row groups, about ``target`` rows each, decoded on pyarrow's threads;
+    a row group of more than 4 * ``target`` rows is read ``target`` rows at a time (bounded memory)."""
+    groups, count = [], 0
+    for group in range(file.metadata.num_row_groups):
+        size = file.metadata.row_group(group).num_rows
+        if size > 4 * target:
+            if groups:
+                yield file.read_row_groups(groups, columns=columns, use_threads=True)
+                groups, count = [], 0
+            for record_batch in file.iter_batches(batch_size=target, row_groups=[group], columns=columns):
+                yield pa.Table.from_batches([record_batch])
+            continue
+        groups.append(group)
+        count += size
+        if count >= target:
+            yield file.read_row_groups(groups, columns=columns, use_threads=True)
+            groups, count = [], 0
+    if groups:
+        yield file.read_row_groups(groups, columns=columns, use_threads=True)
 
-    >>> _read_rows(65536), _read_rows(100000), _read_rows(1 << 20)
-    (262144, 200000, 1048576)
+
+def _pieces(tables: Iterator[pa.Table], rows: int, first: int) -> Iterator[list[tuple[int, pa.Table]]]:
+    """Per read, its pieces ``(first row in the file, rows)``: ``first`` rows (0: ``rows``), then ``rows``
+    each; rows left at the end of a read open the next one (zero-copy), the file's last piece may be short.
+
+    >>> tables = (pa.table({"x": list(range(n))}) for n in (5, 4))
+    >>> [[(start, piece.num_rows) for start, piece in read] for read in _pieces(tables, 3, 2)]
+    [[(0, 2), (2, 3)], [(5, 3)], [(8, 1)]]
     """
-    return rows * max(1, _READ_ROWS // rows)
+    size, done, carry = first or rows, 0, None
+    for table in tables:
+        table = table if carry is None else pa.concat_tables([carry, table])
+        pieces, start = [], 0
+        while table.num_rows - start >= size:
+            pieces.append((done + start, table.slice(start, size)))
+            start, size = start + size, rows
+        carry = table.slice(start) if start < table.num_rows else None
+        done += start
+        yield pieces
+    if carry is not None:
+        yield [(done, carry)]
 
 
-def _first_null_row(array: pa.Array) -> int:
-    """The first row of ``array`` that is null or (a list) holds a null (error path only)."""
-    nulls = array.is_null().to_numpy(zero_copy_only=False)
-    if _is_list(array.type):
-        values = array.flatten().is_null().to_numpy(zero_copy_only=False)
-        if values.any():
-            first = int(np.searchsorted(_list_offsets(array), np.flatnonzero(values)[0], side="right")) - 1
-            nulls[first] = True
-    return int(np.flatnonzero(nulls)[0])
 
 
-def _list_offsets(array: pa.Array) -> np.ndarray:
-    """(n + 1,) positions of each row's first value in ``array.flatten()`` (a sliced array starts at 0)."""
-    offsets = array.offsets.to_numpy() if not pa.types.is_fixed_size_list(array.type) else \
-        np.arange(len(array) + 1) * array.type.list_size
-    return offsets - offsets[0]
 
 
-def _bags(arrays: list[pa.Array], offsets: np.ndarray) -> Bags:
-    """The sample-major bags of one sparse input from its columns (one per slot)."""
-    rows = len(arrays[0])
-    if not any(_is_list(a.type) for a in arrays):  # one-hot: (n, slots) keys, no offsets needed
-        # Interleave the columns at their own width (4 bytes for 32-bit keys: half the strided traffic), then
-        # widen and add the offsets in one contiguous pass: ~25% faster than writing int64 columns into
-        # (n, slots) one by one. (The interleave itself is the cost; a slot-major batch would avoid it.)
-        keys = np.stack([_key_numpy(array) for array in arrays], axis=1)           # (n, slots), native width
-        return Bags(np.add(keys, offsets, dtype=np.int64).reshape(-1), None, len(arrays), 1)
-    lengths = np.empty((len(arrays), rows), dtype=np.int64)  # (slots, n), slot-major
-    values = []
-    for slot, (array, offset) in enumerate(zip(arrays, offsets)):
-        if _is_list(array.type):
-            lengths[slot] = pc.list_value_length(array).to_numpy(zero_copy_only=False)
-            array = array.flatten()
-        else:
-            lengths[slot] = 1
-        values.append(array.to_numpy(zero_copy_only=False).astype(np.int64) + offset)
-    return Bags(*_to_sample_major(lengths, np.concatenate(values)), len(arrays))
 
 
-def _key_numpy(array: pa.Array) -> np.ndarray:
-    """The keys of a scalar cat column as NumPy; uint64 viewed as int64 (keys are 64-bit ints either way), so
-    stacking it with int64 columns never promotes to float64."""
-    keys = array.to_numpy(zero_copy_only=False)
-    return keys.view(np.int64) if keys.dtype == np.uint64 else keys
+def _read_rows(rows: int, cores: int = 0) -> int:
+    """Rows per pyarrow read: a whole number of ``rows`` chunks, about ``_READ_ROWS`` rows, and at least
+    ``cores // 2`` chunks (up to 8): a lone worker (HugeCTR's one per GPU) then converts that many chunks at
+    once while pyarrow decodes the next read on the other cores.
 
-
-def _to_sample_major(lengths: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reorder slot-major bags (bag s*n+i, sizes ``lengths`` (slots, n)) to sample-major (bag i*slots+s).
-
-    >>> v, o = _to_sample_major(np.array([[1, 0], [2, 1]]), np.array([10, 20, 21, 30]))
-    >>> v.tolist(), o.tolist()
-    ([10, 20, 21, 30], [0, 1, 3, 3, 4])
+    >>> _read_rows(65536, 2), _read_rows(100000, 2), _read_rows(1 << 20, 2), _read_rows(65536, 16)
+    (262144, 200000, 1048576, 524288)
     """
-    slots, rows = lengths.shape
-    sample_major = lengths.T.reshape(-1)                  # (n * slots,)
-    offsets = np.zeros(sample_major.size + 1, dtype=np.int64)
-    np.cumsum(sample_major, out=offsets[1:])
-    flat = lengths.reshape(-1)                            # (slots * n,) slot-major sizes
-    source_start = np.cumsum(flat) - flat
-    target_start = offsets[:-1].reshape(rows, slots).T.reshape(-1)  # target start of slot-major bag s*n+i
-    out = np.empty_like(values)
-    out[np.arange(values.size) + np.repeat(target_start - source_start, flat)] = values
-    return out, offsets
+    cores = cores or os.cpu_count() or 1
+    return rows * max(1, _READ_ROWS // rows, min(8, cores // 2))
+
+
+
+
+
+
 
 
 @contextmanager
@@ -345,12 +297,8 @@ def _open(path: str, data_source_params=None) -> Iterator[pq.ParquetFile]:
             handle.close()
 
 
-def _is_list(kind: pa.DataType) -> bool:
-    return pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
 
 
-def _value_type(kind: pa.DataType) -> pa.DataType:
-    return kind.value_type if _is_list(kind) else kind
 
 
 def _first_row_widths(file: pq.ParquetFile, indices: list[int]) -> dict[int, int]:

@@ -216,6 +216,8 @@ class _Worker:
         self.source, self.file_indices, self.batch_size = source, file_indices, batch_size
         self.part = part
         self.top_names, self.repeat, self.pin_memory = top_names, repeat, pin_memory
+        if pin_memory and hasattr(source, "pinned"):
+            source.pinned = True    # the source writes its chunks into pinned memory: no copy after the batch
         # Chunks of whole batches (at least _MIN_CHUNK_ROWS samples): only batches across files get copied.
         self.chunk_rows = batch_size * -(-_MIN_CHUNK_ROWS // batch_size)
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
@@ -259,7 +261,8 @@ class _Worker:
         while not self.stop.is_set():
             rows_this_pass = 0
             for index in self.file_indices:
-                for chunk in _chunks_naming_file(self.source, index, self.chunk_rows):
+                lacking = (self.batch_size - rows) % self.batch_size   # the pending batch's missing samples
+                for chunk in _chunks_naming_file(self.source, index, self.chunk_rows, lacking):
                     if not chunk.rows:
                         continue
                     pending.append(chunk)
@@ -283,18 +286,27 @@ class _Worker:
         rows = chunk.rows
         if self.part is not None:
             chunk = chunk.slice(*part_bounds(*self.part, self.batch_size, rows))
-        sparse = {top_name: sparse_batch(bags, chunk.rows) for top_name, bags in zip(self.top_names, chunk.sparse)}
+        sparse = {top_name: sparse_batch(bags, chunk.rows, self.pin_memory)
+                  for top_name, bags in zip(self.top_names, chunk.sparse)}
         batch = Batch(tensor(chunk.label), tensor(chunk.dense), sparse)
         if self.part is not None:
             batch = PartBatch.of(batch, rows)
+        # Tensors in pinned memory already (the source wrote them there) are kept as they are, others copied.
         return batch.pin_memory() if self.pin_memory else batch
 
 
-def _chunks_naming_file(source: ChunkSource, index: int, rows: int) -> Iterator[Chunk]:
-    """The chunks of one file; an error that does not name the file gets its name added."""
+def _chunks_naming_file(source: ChunkSource, index: int, rows: int, first: int = 0) -> Iterator[Chunk]:
+    """The chunks of one file; an error that does not name the file gets its name added.
+
+    A source that ``takes_first_rows`` makes its first chunk ``first`` rows (0: ``rows``), so that the
+    chunks after it line up with the batches (sliced as views, never joined by a copy).
+    """
     path = source.files[index]
     try:
-        yield from source.read_file(index, rows)
+        if first and getattr(source, "takes_first_rows", False):
+            yield from source.read_file(index, rows, first)
+        else:
+            yield from source.read_file(index, rows)
     except (ValueError, TypeError, OSError) as error:
         if path in str(error) or os.path.basename(path) in str(error):
             raise
