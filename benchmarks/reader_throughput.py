@@ -13,7 +13,7 @@ largest worker count, and one Raw file (int label / dense, uint32 keys) that bot
 of threads into float32 label / dense and int64 keys with nothing else: pyarrow ``read_table`` per file,
 NumPy structured views of Norm records, of Raw records (with Raw's log(x + 1) of the int dense values).
 Prints one table and, per reader, the workers needed for 2x the H100 training rate of the DLRM workload
-(README's last H100 run: 9.67 M samples/s). The Model itself gives Parquet min(num_workers, #files,
+(README's last H100 run: 9.42 M samples/s). The Model itself gives Parquet min(num_workers, #files,
 #GPUs) workers, as HugeCTR does: one per GPU.
 """
 
@@ -40,7 +40,7 @@ from hugectr.tools import DataGenerator, DataGeneratorParams
 sys.path.insert(0, str(Path(__file__).parent))
 from workloads import KAGGLE_CARDINALITIES  # noqa: E402
 
-H100_DLRM_SAMPLES_PER_S = 9.67e6      # README: last H100 run of benchmarks/train_throughput.py (bf16, batch 65536)
+H100_DLRM_SAMPLES_PER_S = 9.42e6      # README: last H100 run of benchmarks/train_throughput.py (bf16, batch 65536)
 DENSE, SLOTS = 13, 26
 READERS = ("Parquet", "Norm", "Raw", "RawAsync")
 
