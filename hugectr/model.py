@@ -27,7 +27,7 @@ from .embedding.collection import build_collections, check_collection
 from .embedding.sparse_embedding import SparseEmbeddingTable
 from .model_files import ModelFiles
 from .summary import print_summary
-from .training import StepEngine, StepSettings, compile_wanted
+from .training import StepEngine, StepSettings, compile_wanted, cuda_graphs_wanted
 from .version import __version__
 
 
@@ -110,9 +110,10 @@ class Model(ModelFiles):
         tables = self._build_tables()
         collections = build_collections(graph.collections, graph.input, graph.batch_size, self.opt_params,
                                         seed=self.seed + 2, device=self.device)
+        compiled = compile_wanted(self.device)
         self.engine = StepEngine(
-            StepSettings(self.device, self._autocast_dtype(), self.solver.scaler, graph.batch_size,
-                         compile=compile_wanted(self.device)),
+            StepSettings(self.device, self._autocast_dtype(), self.solver.scaler, graph.batch_size, compile=compiled,
+                         cuda_graphs=cuda_graphs_wanted(self.solver.use_cuda_graph, compiled)),
             network, tables, flat, dense_optimizer, list(graph.input.label_names), graph.input.dense_name,
             self._label_weights(loss_names, loss_weights), collections=collections)
         self.metrics = MetricsCollection(self.solver.metrics_spec)

@@ -41,6 +41,7 @@ class StepSettings:
     scaler: float
     per_gpu_batch: int
     compile: bool = False                # torch.compile the dense network
+    cuda_graphs: bool = False            # ... and replay it from CUDA graphs (mode="reduce-overhead")
 
 
 def compile_wanted(device: torch.device) -> bool:
@@ -51,6 +52,18 @@ def compile_wanted(device: torch.device) -> bool:
     return choice == "1" or (choice == "" and device.type == "cuda")
 
 
+def cuda_graphs_wanted(use_cuda_graph: bool, compiled: bool) -> bool:
+    """Replay the compiled dense network from CUDA graphs: ``use_cuda_graph`` and ``HUGECTR_CUDA_GRAPHS=1``.
+
+    HugeCTR's ``use_cuda_graph`` (default True) asks for graphs; they stay opt-in here until the
+    captured step is measured on a GPU. On a CPU the mode compiles as usual (there is no graph).
+    """
+    choice = os.environ.get("HUGECTR_CUDA_GRAPHS", "0").strip()
+    if choice not in ("0", "1"):
+        raise ValueError(f"HUGECTR_CUDA_GRAPHS must be 0 or 1, got {choice!r}")
+    return compiled and use_cuda_graph and choice == "1"
+
+
 class StepEngine:
     """Runs train and eval steps over the model's compiled parts."""
 
@@ -59,7 +72,8 @@ class StepEngine:
                  collections: list | None = None):
         self.settings = settings
         self.network = network
-        self.forward = torch.compile(network, dynamic=None) if settings.compile else network
+        mode = "reduce-overhead" if settings.cuda_graphs else None
+        self.forward = torch.compile(network, dynamic=None, mode=mode) if settings.compile else network
         self.tables = tables              # sparse_embedding_name -> (bottom_name, SparseEmbeddingTable)
         self.flat = flat
         self.dense_optimizer = dense_optimizer
@@ -72,6 +86,16 @@ class StepEngine:
         self.collections = list(collections or [])            # EmbeddingCollection runtimes
         self.recorder = StepRecorder(network, flat, settings.device)   # what check_out_tensor replays
         self.gradient_sum = GradientAllReduce(flat)                   # no-op on one rank
+
+    def _step_begins(self) -> None:
+        """With CUDA graphs: the outputs of the last replay may now be overwritten (each step uses its own
+        before it ends; what outlives a step is cloned: ``_owned``)."""
+        if self.settings.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def _owned(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor``, or a copy of it when it may live in a CUDA graph's memory that the next replay rewrites."""
+        return tensor.clone() if self.settings.cuda_graphs else tensor
 
     def _autocast(self):
         dtype = self.settings.autocast_dtype
@@ -108,10 +132,12 @@ class StepEngine:
         ``collection_lr``: the embedding collections' learning rate (default ``dense_lr``).
         """
         self.network.train()
+        self._step_begins()
         inputs = self._inputs(batch, training=True)
         self.recorder.before_train_forward()
         with self._autocast():
-            losses, _, _, self.kept = self.forward(inputs, self.keep)
+            losses, _, _, kept = self.forward(inputs, self.keep)
+        self.kept = {name: self._owned(value) for name, value in kept.items()}
         terms = self.network.regularization(self.settings.per_gpu_batch)
         part = share(batch)                     # n_r / n: 1.0 on one rank
         # The gradient ignores label weights (HugeCTR applies them to the reported loss only).
@@ -132,22 +158,24 @@ class StepEngine:
         self.gradient_sum.wait()
         self.dense_optimizer.step(dense_lr, self.settings.scaler)
         self.flat.scatter_weights()
-        return _weighted(self._reported_loss(losses, {k: v.detach() for k, v in terms.items()}), part)
+        return self._owned(_weighted(self._reported_loss(losses, {k: v.detach() for k, v in terms.items()}), part))
 
     @torch.no_grad()
     def eval_step(self, batch: Batch, metrics: MetricsCollection) -> None:
         """Forward one eval batch (partial batches included) and feed the metrics."""
         self.network.eval()
+        self._step_begins()
         inputs = self._inputs(batch, training=False)
         with self._autocast():
-            losses, predictions, labels, self.kept = self.forward(inputs, self.keep)
+            losses, predictions, labels, kept = self.forward(inputs, self.keep)
+        self.kept = {name: self._owned(value) for name, value in kept.items()}
         self.recorder.after_eval(inputs)
         terms = self.network.regularization(self.settings.per_gpu_batch)
         label = self.metrics_label
         loss_layer = next(layer for layer in self.network.loss_layers() if layer.label_name == label)
         probabilities = loss_layer.probabilities(predictions[label].float())
         eval_loss = loss_layer.reported_loss(losses[label], terms.get(label), self.label_weights.get(label, 1.0))
-        metrics.update(probabilities, labels[label], eval_loss, share(batch))
+        metrics.update(probabilities, self._owned(labels[label]), self._owned(eval_loss), share(batch))
 
 
 def _weighted(loss: torch.Tensor, part: float) -> torch.Tensor:
