@@ -1,22 +1,19 @@
 """Accuracy end to end: DCN on planted data against the oracle, census income on real data."""
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
 from hugectr.testing import planted_dcn
+from hugectr.testing.scripts import load_script
 
 CENSUS = Path(__file__).parents[1] / ".." / "shared" / "data" / "census_kdd_part_a_80k.csv.gz"
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 def load_example(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLES / f"{name}.py", f"example_{name}")
 
 
 @pytest.mark.slow

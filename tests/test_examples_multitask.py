@@ -8,7 +8,6 @@ Tensor_t.Evaluate)`` (sigmoid of the logits, as HugeCTR hands out a BCE loss's p
 AUC is a rank formula written here, and the income AUC computed that way must equal the metrics'.
 """
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 import hugectr
+from hugectr.testing.scripts import load_script
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
@@ -29,10 +29,7 @@ needs_movielens = pytest.mark.skipif(not Path(f"{MOVIELENS}.inter").is_file(),
 
 def load_example(name: str):
     sys.path.insert(0, str(EXAMPLES))   # the examples import their shared data helpers by name
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLES / f"{name}.py", f"example_{name}")
 
 
 def rank_auc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -7,9 +7,6 @@ checks at B=4096, the layer's Triton path against HUGECTR_KERNELS=torch, and tor
 small module using the layer against eager.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +17,7 @@ from hugectr.kernels import dot_interaction as di
 from hugectr.layers.base import layer_class
 from hugectr.params.dense_layer import DenseLayer
 from hugectr.testing.interpreter import assert_interpreted_tests_pass, interpreted, starts_interpreter_child
+from hugectr.testing.scripts import benchmark_smoke_output
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # fp32 sums of k products differ from another order by ~eps * sqrt(k) * (typical term): atol carries
@@ -242,12 +240,6 @@ def test_gpu_compiled_module_equals_eager(device):
         torch.testing.assert_close(compiled.float(), eager.float(), rtol=2e-2, atol=2e-2)
 
 
-def test_benchmark_cpu_smoke_runs(capsys, monkeypatch):
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "interaction_kernel.py"
-    spec = importlib.util.spec_from_file_location("interaction_kernel_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    module.main(["--cpu-smoke"])
-    table = capsys.readouterr().out
+def test_benchmark_cpu_smoke_runs(capsys):
+    table = benchmark_smoke_output("interaction_kernel.py", capsys)
     assert table.count("fused op") == 2 and table.count("torch reference") == 2 and "GB/s" in table

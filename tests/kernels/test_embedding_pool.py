@@ -5,9 +5,6 @@ CPU: the ``interpreted`` tests run in a child process under Triton's interpreter
 and SparseEmbeddingTable.lookup with HUGECTR_KERNELS=torch against Triton.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +17,7 @@ from hugectr.embedding.sparse_embedding import SparseEmbeddingTable
 from hugectr.kernels.embedding_pool import embedding_pool, embedding_pool_reference, embedding_pool_triton
 from hugectr.kernels.hash_find import HashSlots
 from hugectr.testing.interpreter import assert_interpreted_tests_pass, interpreted, starts_interpreter_child
+from hugectr.testing.scripts import benchmark_smoke_output
 
 TOLERANCE = {torch.float32: dict(rtol=1e-6, atol=1e-6), torch.float16: dict(rtol=1e-2, atol=1e-2),
              torch.bfloat16: dict(rtol=1e-2, atol=1e-2)}
@@ -228,12 +226,6 @@ def test_gpu_eval_lookup_never_syncs(device, monkeypatch):
     torch.testing.assert_close(out, table.lookup(batch, training=True))
 
 
-def test_benchmark_cpu_smoke_runs(capsys, monkeypatch):
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "embedding_kernels.py"
-    spec = importlib.util.spec_from_file_location("embedding_kernels_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)        # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    module.main(["--cpu-smoke"])
-    table = capsys.readouterr().out
+def test_benchmark_cpu_smoke_runs(capsys):
+    table = benchmark_smoke_output("embedding_kernels.py", capsys)
     assert "copy (read + write)" in table and table.count("pool, rows given") == 4 and "find + pool" in table

@@ -6,9 +6,6 @@ and torch.compile of the layer against eager. The reference itself is checked ag
 forward and a NumPy reverse-mode backward (the layer-by-layer recurrence, x_l kept).
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +15,7 @@ from hugectr.enums import Layer_t
 from hugectr.kernels import multi_cross as mc
 from hugectr.testing.layer_test import run_layer_test
 from hugectr.testing.interpreter import assert_interpreted_tests_pass, interpreted, starts_interpreter_child
+from hugectr.testing.scripts import benchmark_smoke_output
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 1e-2, torch.float16: 1e-2}
 LAYERS, FEATURES = [1, 3, 6], [7, 64, 429]
@@ -243,14 +241,8 @@ def test_gpu_compiled_layer_matches_eager(device, dtype, monkeypatch):
         assert_close(got, expected, torch.bfloat16 if autocast_dtype else torch.float32, "compiled")
 
 
-def test_benchmark_cpu_smoke_runs(capsys, monkeypatch):
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "cross_kernel.py"
-    spec = importlib.util.spec_from_file_location("cross_kernel_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    module.main(["--cpu-smoke"])
-    table = capsys.readouterr().out
+def test_benchmark_cpu_smoke_runs(capsys):
+    table = benchmark_smoke_output("cross_kernel.py", capsys)
     assert table.count("forward") >= 4 and "copy" in table and "GB/s" in table
 
 
