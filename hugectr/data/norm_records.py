@@ -64,7 +64,8 @@ class Walk:
     """The records found at the start of a window (positions relative to it).
 
     ``starts`` (m,) record starts, ``nnz`` (m, slots), ``key_starts`` (m, slots) byte position of each
-    slot's first key, ``good`` (m,) False where the checksum failed. ``stop`` is where reading goes on
+    slot's first key (a fixed layout keeps only record 0's, (1, slots): the others are the same
+    offsets from their record's start), ``good`` (m,) False where the checksum failed. ``stop`` is where reading goes on
     (the byte after the last record) and ``broken`` says why the record at ``stop`` cannot be read
     ("" when it merely did not fit in the window, or ``limit`` records were found).
     """
@@ -147,9 +148,8 @@ def _walk_fixed(buf: np.ndarray, layout: NormLayout, nnz: np.ndarray, length: in
         rows = buf[:count * length].reshape(count, length)                  # (m, R) bytes
         good = rows[:, 4:-1].sum(axis=1, dtype=np.uint8) == rows[:, -1]     # uint8 sums wrap like HugeCTR's
     record_starts = np.arange(count, dtype=np.int64) * length
-    key_starts = record_starts[:, None] + (starts + 4)[None, :]
-    return Walk(record_starts, np.broadcast_to(nnz, (count, nnz.size)), key_starts, good, count * length,
-                length=length)
+    return Walk(record_starts, np.broadcast_to(nnz, (count, nnz.size)), (starts + 4)[None, :], good,
+                count * length, length=length)
 
 
 def _field(buf: np.ndarray, count: int, length: int, dtype: str, offset: int, inner=()) -> np.ndarray:
@@ -330,22 +330,32 @@ def decode(buf: np.ndarray, layout: NormLayout, found: Walk, groups: list[int]):
     """(floats (n, label_dim + dense_dim) float32, [(values, sizes or None, hotness)] per slot group) of
     the good records of ``found``; ``groups`` are the slot counts of the sparse inputs, in order."""
     good = found.good
-    nnz, key_starts = found.nnz[good], found.key_starts[good]
     if found.length:   # fixed layout: strided views of every field, copied once for the good records
-        floats = _field(buf, found.count, found.length, "<f4", layout.prefix, [(layout.floats, 4)])[good]
-    else:
-        floats = gather_floats(buf, layout, found.starts[good])
+        floats = _good_rows(_field(buf, found.count, found.length, "<f4", layout.prefix, [(layout.floats, 4)]),
+                            good, np.float32)
+        sparse, first = [], 0
+        for slots in groups:
+            part = slice(first, first + slots)
+            sparse.append(_fixed_keys(buf, layout, found, found.key_starts[0, part], found.nnz[0, part]))
+            first += slots
+        return floats.reshape(-1, layout.floats), sparse
+    nnz, key_starts = found.nnz[good], found.key_starts[good]
+    floats = gather_floats(buf, layout, found.starts[good])
     sparse, first = [], 0
     for slots in groups:
         part = slice(first, first + slots)
-        if found.length:
-            pattern = found.key_starts[0, part] - found.starts[0]   # the same in every record
-            sparse.append(_fixed_keys(buf, layout, found, pattern, found.nnz[0, part]))
-        else:
-            values = gather_keys(buf, layout, key_starts[:, part], nnz[:, part])
-            sparse.append((values, nnz[:, part].reshape(-1), None))
+        values = gather_keys(buf, layout, key_starts[:, part], nnz[:, part])
+        sparse.append((values, nnz[:, part].reshape(-1), None))
         first += slots
     return floats.astype(np.float32, copy=False).reshape(-1, layout.floats), sparse
+
+
+def _good_rows(view: np.ndarray, good: np.ndarray, dtype) -> np.ndarray:
+    """The rows of a strided ``view`` whose ``good`` is set, as a new ``dtype`` array: one copy when every
+    row is good (the usual case), else the selection and the conversion."""
+    if good.all():
+        return view.astype(dtype)
+    return view[good].astype(dtype, copy=False)
 
 
 def _fixed_keys(buf: np.ndarray, layout: NormLayout, found: Walk, starts: np.ndarray, nnz: np.ndarray):
@@ -361,7 +371,7 @@ def _fixed_keys(buf: np.ndarray, layout: NormLayout, found: Walk, starts: np.nda
                                  + [np.zeros(0, np.int64)])
         index = (np.arange(count) * length)[:, None, None] + columns[None, :, None] + np.arange(width)
         keys = np.ascontiguousarray(buf[index]).view(layout.key_dtype)
-    values = keys[found.good].astype(np.int64).reshape(-1)
+    values = _good_rows(keys, found.good, np.int64).reshape(-1)
     rows = int(found.good.sum())
     if nnz.size and (nnz == nnz[0]).all() and nnz[0] > 0:
         return values, None, int(nnz[0])
