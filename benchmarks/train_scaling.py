@@ -3,6 +3,7 @@ batch, the efficiency against G x the 1-GPU rate, and what the step's collective
 
     python benchmarks/train_scaling.py --gpus 1 2 --workload DLRM      # NCCL, one process per GPU
     python benchmarks/train_scaling.py --cpu-scale --gpus 1 2          # gloo ranks on the CPU
+    python benchmarks/train_scaling.py --gpus 4 8 --embedding-dim 512  # a table no single GPU holds
 
 Each rank trains on its own pre-generated part of every global batch (already on its device), so
 this measures the step: embedding all-to-all, dense network, gradient all-reduce, updates. The
@@ -87,8 +88,12 @@ def rank_measure(w, per_gpu_batch: int, precision: str, steps: int, warmup: int,
     dist.barrier()
     seconds = time.perf_counter() - start
     all_reduce, all_to_all = _collective_costs(model, w_local, device) if world > 1 else (0.0, 0.0)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
+    peaks = [None] * world
+    dist.all_gather_object(peaks, peak)
     return {"rate": steps * w_global.batch_size / seconds, "step": seconds / steps,
-            "all_reduce": all_reduce, "all_to_all": all_to_all}
+            "all_reduce": all_reduce, "all_to_all": all_to_all, "peak": max(peaks),
+            "table_gib": model.embedding_tables[0].capacity * w.embedding_dim * 4 * 3 / 2**30}
 
 
 def main() -> None:
@@ -98,9 +103,13 @@ def main() -> None:
     parser.add_argument("--per-gpu-batch", type=int, default=None, help="default: the workload's batch")
     parser.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"], default="bf16")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--embedding-dim", type=int, default=None, help="default: the workload's (DLRM 128)")
     parser.add_argument("--cpu-scale", action="store_true", help="gloo ranks on the CPU, small batch and tables")
     args = parser.parse_args()
     w = {"DLRM": DLRM, "DCN": DCN}[args.workload]
+    if args.embedding_dim:   # DLRM's bottom MLP ends in the embedding dim (the interaction needs it)
+        bottom = w.bottom_mlp[:-1] + (args.embedding_dim,) if w.bottom_mlp else ()
+        w = replace(w, embedding_dim=args.embedding_dim, bottom_mlp=bottom)
     backend = "gloo" if args.cpu_scale else "nccl"
     if args.cpu_scale:
         w = w.scaled(batch_size=256, max_cardinality=20000)
@@ -114,14 +123,21 @@ def main() -> None:
                            2 if args.cpu_scale else 8, backend, backend=backend, timeout=900)[0]
         rows.append((gpus, result))
     base = next((r["rate"] for g, r in rows if g == 1), None)
-    print(f"\n{args.workload}, per-GPU batch {per_gpu}, {backend}, precision "
-          f"{'fp32' if args.cpu_scale else args.precision}; collectives measured alone at one step's sizes")
+    print(f"\n{args.workload}, embedding dim {w.embedding_dim}, per-GPU batch {per_gpu}, {backend}, precision "
+          f"{'fp32' if args.cpu_scale else args.precision}; collectives measured alone at one step's sizes; "
+          f"table = weights + Adam state of one GPU's rows, whole table {_whole_table_gib(w):.1f} GiB")
     print(f"{'GPUs':>5}{'samples/s':>14}{'per GPU':>12}{'efficiency':>11}{'step ms':>9}{'all-reduce ms':>15}"
-          f"{'all-to-all ms':>15}")
+          f"{'all-to-all ms':>15}{'table GiB/GPU':>15}{'peak GiB':>10}")
     for gpus, r in rows:
         efficiency = r["rate"] / (gpus * base) if base else float("nan")
         print(f"{gpus:>5}{r['rate']:>14,.0f}{r['rate'] / gpus:>12,.0f}{efficiency:>11.1%}{r['step'] * 1e3:>9.2f}"
-              f"{r['all_reduce'] * 1e3:>15.2f}{r['all_to_all'] * 1e3:>15.2f}")
+              f"{r['all_reduce'] * 1e3:>15.2f}{r['all_to_all'] * 1e3:>15.2f}{r['table_gib']:>15.1f}"
+              f"{r['peak']:>10.1f}")
+
+
+def _whole_table_gib(w) -> float:
+    """Weights + Adam's two states of every row, fp32."""
+    return sum(w.cardinalities) * w.embedding_dim * 4 * 3 / 2**30
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ def build_hugectr_model(w: Workload, precision: str, gpus: int = 1) -> hugectr.M
     model = hugectr.Model(solver, reader, optimizer)
     model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=w.dense_dim, dense_name="dense",
                             data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("data1", 1, True, w.slots)]))
-    rows = sum(w.cardinalities)
+    # Workspace per GPU, as HugeCTR users size it: the whole table on one GPU; on G GPUs (rows spread
+    # by key % G) a G-th of it with 10% to spare for an uneven spread.
+    rows = sum(w.cardinalities) if gpus == 1 else int(sum(w.cardinalities) / gpus * 1.1)
     workspace_mb = int(rows * (1 + optimizer.state_copies) * 4 * w.embedding_dim / 2**20) + 1
     model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
                                       workspace_size_per_gpu_in_mb=workspace_mb, embedding_vec_size=w.embedding_dim,
