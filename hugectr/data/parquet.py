@@ -202,7 +202,6 @@ class ParquetSource(ChunkConversion):
             yield from (future.result() for future in converting)
 
 
-
 def _conversion_pool() -> ThreadPoolExecutor:
     """The process-wide pool that converts decoded record batches to chunks (one thread per core)."""
     with _POOL_LOCK:
@@ -255,12 +254,6 @@ def _pieces(tables: Iterator[pa.Table], rows: int, first: int) -> Iterator[list[
         yield [(done, carry)]
 
 
-
-
-
-
-
-
 def _read_rows(rows: int, cores: int = 0) -> int:
     """Rows per pyarrow read: a whole number of ``rows`` chunks, about ``_READ_ROWS`` rows, and at least
     ``cores // 2`` chunks (up to 8): a lone worker (HugeCTR's one per GPU) then converts that many chunks at
@@ -271,12 +264,6 @@ def _read_rows(rows: int, cores: int = 0) -> int:
     """
     cores = cores or os.cpu_count() or 1
     return rows * max(1, _READ_ROWS // rows, min(8, cores // 2))
-
-
-
-
-
-
 
 
 @contextmanager
@@ -295,10 +282,6 @@ def _open(path: str, data_source_params=None) -> Iterator[pq.ParquetFile]:
     finally:
         if handle is not None:
             handle.close()
-
-
-
-
 
 
 def _first_row_widths(file: pq.ParquetFile, indices: list[int]) -> dict[int, int]:

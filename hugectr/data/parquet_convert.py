@@ -23,7 +23,7 @@ class ChunkConversion:
 
     def _convert(self, piece: pa.Table, keys: dict[int, str | int], path: str, first_row: int = 0) -> Chunk:
         """The chunk of ``piece``; its record batches (one, or two where a piece spans reads) fill one output."""
-        meta, rows = self.metadata, piece.num_rows
+        rows = piece.num_rows
         # [(row of the segment in the piece, {column index: array})]: all columns share the segment bounds.
         segments, start = [], 0
         for record_batch in piece.to_batches():
