@@ -18,10 +18,13 @@ BANNER_WIDTH = 115
 
 
 def _threshold() -> int:
+    """``HUGECTR_LOG_LEVEL`` (default 2); anything but an integer is refused, naming the levels."""
+    value = os.environ.get("HUGECTR_LOG_LEVEL", "2").strip()
     try:
-        return int(os.environ.get("HUGECTR_LOG_LEVEL", "2"))
+        return int(value)
     except ValueError:
-        return 2
+        raise ValueError("HUGECTR_LOG_LEVEL must be an integer (-1 silent, 0 errors, 1 warnings, 2 info, 3 debug), "
+                         f"got {value!r}") from None
 
 
 def _emit(text: str) -> None:
