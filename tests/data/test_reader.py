@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from hugectr import Check_t, DataReaderParams, DataReaderSparseParam, DataReaderType_t, Input
 from hugectr.data.reader import DataReader, parquet_worker_count
@@ -201,3 +202,29 @@ def test_pin_memory_pins_batches_for_the_device(tmp_path, device):
         batch = data.next_batch()
         assert batch.label.is_pinned() and batch.sparse["multi"].values.is_pinned()
         check_batch(batch.to(device, non_blocking=True).to("cpu"), [0, 1, 2])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batches_written_in_place_for_pinning_equal_the_copied_ones(tmp_path, monkeypatch, workers):
+    """The pinned path (the source writes straight into pinned buffers; the batch keeps views of them)
+    against the plain one, on a CPU stand-in for pinned memory: ``torch.empty`` ignores ``pin_memory`` and
+    ``Tensor.pin_memory`` returns the tensor. Batches cross file boundaries (copied) and do not (views)."""
+    source = write_files(tmp_path, [150, 70, 90])
+    with reader(source, 64, num_workers=workers) as plain:
+        expected = drain(plain)
+    real_empty = torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *args, pin_memory=False, **kwargs: real_empty(*args, **kwargs))
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with reader(source, 64, num_workers=workers, pin_memory=True) as pinned:
+        assert pinned.pin_memory
+        got = drain(pinned)
+    assert [b.size for b in got] == [b.size for b in expected]
+    # Batches inside one file are views of the source's (pinned) buffers, not copies of them.
+    assert any(batch.dense._base is not None for batch in got)
+    assert all(batch.dense._base is None for batch in expected)
+    for batch, reference in zip(got, expected):
+        assert torch.equal(batch.label, reference.label) and torch.equal(batch.dense, reference.dense)
+        for name in ("one", "multi"):
+            assert torch.equal(batch.sparse[name].values, reference.sparse[name].values)
+            assert torch.equal(batch.sparse[name].offsets, reference.sparse[name].offsets)
