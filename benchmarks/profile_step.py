@@ -46,8 +46,11 @@ def main() -> None:
     elapsed = (time.perf_counter() - start) / args.steps
     print(f"{args.workload} {args.precision}: {elapsed * 1e3:.2f} ms/step under the profiler "
           f"({w.batch_size / elapsed:,.0f} samples/s)")
-    kernels = sum(e.count for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA)
-    print(f"{kernels / args.steps:.0f} GPU kernels and copies per step")
+    events = prof.key_averages()
+    kernels = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
+    busy = sum(getattr(e, "self_device_time_total", 0.0) for e in events) / 1e3   # us -> ms
+    print(f"{kernels / args.steps:.0f} GPU kernels and copies per step; the GPU is busy {busy / args.steps:.2f} ms "
+          "a step (the step's floor once the host keeps up)")
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=args.rows, max_name_column_width=60))
 
 
