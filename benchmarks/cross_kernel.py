@@ -1,12 +1,17 @@
 """DCN-v1 cross layers (MultiCross): the fused kernels against layer-by-layer torch, time and GB/s.
 
     python benchmarks/cross_kernel.py                # GPU: B=65536, n=429, 6 layers, bf16 autocast
+    python benchmarks/cross_kernel.py --sweep        # GPU: the kernels' GPU time for each launch shape
     python benchmarks/cross_kernel.py --cpu-smoke    # CPU: tiny sizes, only to exercise the code
 
 Rows: ``multi_cross`` as the layer calls it (the fused Triton pair on a GPU), the torch reference
 (fp32 inside, eager and under torch.compile), and the layer-by-layer bf16 recurrence the layer ran
 before the kernels (``x = x0 * (x @ w) + b + x`` under autocast: each layer one elementwise pass
 each way). x0 is bf16, the parameters fp32, all under bf16 autocast, as in mixed-precision training.
+
+The rows "kernel alone" time the fused kernels by CUDA-graph replay: GPU time only. The other rows
+time a call from the host, which for a fast kernel is mostly the host's own time (Python, launches):
+they compare the forms as a step would call them, not what the GPU spends.
 
 GB/s counts the bytes the fused pair must move, the same for every row so the column compares
 times: forward x0 read, y written; backward dy and x0 read, dx0 written. "% copy" compares with ``dst.copy_(src)`` (read + write) in the same run: the roofline.
@@ -24,8 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import median_seconds  # noqa: E402
+from timing import graph_seconds, median_seconds  # noqa: E402
 from hugectr.kernels.dispatch import triton_enabled  # noqa: E402
+from hugectr.kernels import multi_cross as mc  # noqa: E402
 from hugectr.kernels.multi_cross import multi_cross, multi_cross_reference  # noqa: E402
 
 
@@ -44,6 +50,7 @@ class Setup:
     iters: int
     warmup: int
     compile: bool
+    sweep: bool = False
 
     def inputs(self):
         """x0 (B, n) bf16, L weights and biases (n,) fp32, dy (B, n) bf16; all leaves needing grad."""
@@ -106,6 +113,41 @@ def measure(setup: Setup) -> list[Row]:
             return torch.autograd.grad(y, leaves, dy)           # no .grad accumulation pass
         rows.append(Row(f"forward, {name}", time_call(setup, forward), forward_bytes))
         rows.append(Row(f"forward + backward, {name}", time_call(setup, forward_backward), both_bytes))
+    if setup.device.type == "cuda":
+        rows += kernel_rows(setup, mc.DEFAULT_TILES)
+    return rows
+
+
+def kernel_rows(setup: Setup, tiles, label: str = "") -> list[Row]:
+    """GPU time of the fused forward and backward kernels alone (CUDA-graph replay), launched with ``tiles``."""
+    x0, weights, biases, dy = (t.detach() for t in _stacked_inputs(setup))
+    prefix, c = mc._batch_constants(weights, biases)
+    bias_sum = prefix[-1] + biases[-1]
+    forward_bytes, both_bytes = fused_bytes(setup)
+    forward = graph_seconds(lambda: mc.multi_cross_forward_triton(x0, weights, c, bias_sum, torch.bfloat16, tiles))
+    backward = graph_seconds(lambda: mc.multi_cross_backward_triton(dy, x0, weights, c, tiles))
+    return [Row(f"forward kernel alone{label}", forward, forward_bytes),
+            Row(f"backward kernel alone{label}", backward, both_bytes - forward_bytes)]
+
+
+def _stacked_inputs(setup: Setup):
+    x0, weights, biases, dy = setup.inputs()
+    return x0, torch.stack(weights), torch.stack(biases), dy
+
+
+def sweep(setup: Setup) -> list[Row]:
+    """The kernels alone for each launch shape: what ``CrossTiles``' defaults should be on this GPU."""
+    src = torch.empty(setup.batch * setup.features, dtype=torch.bfloat16, device=setup.device).fill_(1.0)
+    dst = torch.empty_like(src)
+    rows = [Row("copy x0 (read + write)", graph_seconds(lambda: dst.copy_(src)), 2.0 * src.nbytes)]
+    for tiles in (mc.CrossTiles(rows, fw, bw, fps, bps) for rows in (16, 32) for fw in (4, 8) for bw in (4, 8, 16)
+                  for fps, bps in ((4, 1), (8, 2), (8, 4))):
+        label = (f" rows={tiles.rows} warps={tiles.forward_warps}/{tiles.backward_warps} "
+                 f"per SM={tiles.forward_per_sm}/{tiles.backward_per_sm}")
+        try:
+            rows += kernel_rows(setup, tiles, label)
+        except Exception as error:  # noqa: BLE001 - a shape out of resources is reported, not fatal
+            print(f"{label}: {type(error).__name__}: {str(error)[:120]}")
     return rows
 
 
@@ -129,18 +171,19 @@ def parse_setup(argv: list[str] | None = None) -> Setup:
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    parser.add_argument("--sweep", action="store_true", help="only the kernels alone, for each launch shape")
     args = parser.parse_args(argv)
     if args.cpu_smoke:
         return Setup(torch.device("cpu"), 64, args.features, args.layers, 2, 1, compile=False)
     if not torch.cuda.is_available():
         parser.error("no CUDA device: use --cpu-smoke")
     return Setup(torch.device("cuda"), args.batch, args.features, args.layers, args.iters, 5,
-                 compile=not args.no_compile)
+                 compile=not args.no_compile and not args.sweep, sweep=args.sweep)
 
 
 def main(argv: list[str] | None = None) -> None:
     setup = parse_setup(argv)
-    print_table(measure(setup), setup)
+    print_table(sweep(setup) if setup.sweep else measure(setup), setup)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -37,7 +38,21 @@ FUSED_ENV_VAR = "HUGECTR_FUSED_CROSS"
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _MAX_BLOCK_N = 512           # whole rows live in registers and shared memory: wider inputs take the reference
 _MAX_LAYERS = 16             # L padded to 16 rows for tl.dot
-_BLOCK_B = 16                # rows per tile (>= 16: the K of the dW product)
+
+
+@dataclass(frozen=True)
+class CrossTiles:
+    """Launch shape of the fused kernels; the defaults come from the H100 sweep (``benchmarks/cross_kernel.py
+    --sweep``; B=65536, n=429, L=6, bf16): forward 86 us, backward 310 us."""
+
+    rows: int = 16               # rows per tile (>= 16: the K of the dW product in the backward)
+    forward_warps: int = 4
+    backward_warps: int = 8      # for rows of >= 256 columns; narrower rows take 4
+    forward_per_sm: int = 8      # programs per SM of each persistent grid
+    backward_per_sm: int = 2
+
+
+DEFAULT_TILES = CrossTiles()
 
 
 def fused_cross_wanted() -> bool:
@@ -204,7 +219,8 @@ def kernel_fits(n: int, num_layers: int) -> bool:
     return next_power_of_2(n) <= _MAX_BLOCK_N and num_layers <= _MAX_LAYERS
 
 
-def _config(x0: torch.Tensor, out_dtype: torch.dtype, num_layers: int, backward: bool) -> dict:
+def _config(x0: torch.Tensor, out_dtype: torch.dtype, num_layers: int, backward: bool,
+            tiles: CrossTiles = DEFAULT_TILES) -> dict:
     """Compile-time sizes (from the H100 sweep of ``benchmarks/cross_kernel.py``) and the dot precision.
 
     The products are IEEE fp32 only when the layer computes in fp32 (x0 and output fp32, TF32 not
@@ -217,9 +233,9 @@ def _config(x0: torch.Tensor, out_dtype: torch.dtype, num_layers: int, backward:
     """
     block_n = max(16, next_power_of_2(x0.shape[1]))
     exact = x0.dtype == out_dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
-    return dict(N=x0.shape[1], L=num_layers, L_PAD=16, BLOCK_B=_BLOCK_B, BLOCK_N=block_n,
-                PRECISION="ieee" if exact or interpreting() else "tf32",
-                num_warps=8 if backward and block_n >= 256 else 4)
+    warps = (tiles.backward_warps if block_n >= 256 else 4) if backward else tiles.forward_warps
+    return dict(N=x0.shape[1], L=num_layers, L_PAD=16, BLOCK_B=tiles.rows, BLOCK_N=block_n,
+                PRECISION="ieee" if exact or interpreting() else "tf32", num_warps=warps)
 
 
 @functools.lru_cache(maxsize=None)
@@ -235,25 +251,25 @@ def _programs(device: torch.device, per_sm: int) -> int:
 
 
 def multi_cross_forward_triton(x0: torch.Tensor, weights: torch.Tensor, c: torch.Tensor, bias_sum: torch.Tensor,
-                               out_dtype: torch.dtype) -> torch.Tensor:
+                               out_dtype: torch.dtype, tiles: CrossTiles = DEFAULT_TILES) -> torch.Tensor:
     """y (B, n) in ``out_dtype``; weights (L, n), c (L,) and bias_sum (n,) from ``_batch_constants``."""
     (batch, n), num_layers = x0.shape, weights.shape[0]
     y = torch.empty(batch, n, dtype=out_dtype, device=x0.device)
     if batch:
-        num_blocks = triton.cdiv(batch, _BLOCK_B)
-        grid = (min(num_blocks, _programs(x0.device, 8)),)
+        num_blocks = triton.cdiv(batch, tiles.rows)
+        grid = (min(num_blocks, _programs(x0.device, tiles.forward_per_sm)),)
         _forward_kernel[grid](x0.contiguous(), weights.contiguous(), c.contiguous(), bias_sum.contiguous(), y, batch,
-                              num_blocks, **_config(x0, out_dtype, num_layers, backward=False))
+                              num_blocks, **_config(x0, out_dtype, num_layers, backward=False, tiles=tiles))
     return y
 
 
-def multi_cross_backward_triton(dy: torch.Tensor, x0: torch.Tensor, weights: torch.Tensor, c: torch.Tensor
-                                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def multi_cross_backward_triton(dy: torch.Tensor, x0: torch.Tensor, weights: torch.Tensor, c: torch.Tensor,
+                                tiles: CrossTiles = DEFAULT_TILES) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(dx0 like x0, part (P, L + 1, n), part_ds (P, L))``: per program, ``dp^T x0`` (rows < L) and
     ``sum_b dy`` (row L), and ``sum_b ds_l``; the caller sums over the P programs."""
     (batch, n), num_layers = x0.shape, weights.shape[0]
     dx0 = torch.empty_like(x0, memory_format=torch.contiguous_format)
-    programs = _programs(x0.device, 2)
+    programs = _programs(x0.device, tiles.backward_per_sm)
     if not batch:
         return (dx0, x0.new_zeros(programs, num_layers + 1, n, dtype=torch.float32),
                 x0.new_zeros(programs, num_layers, dtype=torch.float32))
@@ -261,8 +277,8 @@ def multi_cross_backward_triton(dy: torch.Tensor, x0: torch.Tensor, weights: tor
     part = torch.empty(programs, num_layers + 1, n, dtype=torch.float32, device=x0.device)
     part_ds = torch.empty(programs, num_layers, dtype=torch.float32, device=x0.device)
     _backward_kernel[(programs,)](dy.contiguous(), x0.contiguous(), weights.contiguous(), c.contiguous(), dx0, part,
-                                  part_ds, batch, triton.cdiv(batch, _BLOCK_B),
-                                  **_config(x0, dy.dtype, num_layers, backward=True))
+                                  part_ds, batch, triton.cdiv(batch, tiles.rows),
+                                  **_config(x0, dy.dtype, num_layers, backward=True, tiles=tiles))
     return dx0, part, part_ds
 
 
@@ -292,7 +308,7 @@ def multi_cross_backward_op(dy: torch.Tensor, x0: torch.Tensor, weights: torch.T
 
 @multi_cross_backward_op.register_fake
 def _(dy, x0, weights, c):
-    programs, (num_layers, n) = _programs(x0.device, 2), weights.shape
+    programs, (num_layers, n) = _programs(x0.device, DEFAULT_TILES.backward_per_sm), weights.shape
     return (torch.empty_like(x0, memory_format=torch.contiguous_format),
             x0.new_empty((programs, num_layers + 1, n), dtype=torch.float32),
             x0.new_empty((programs, num_layers), dtype=torch.float32))

@@ -122,7 +122,7 @@ def test_user_errors_name_what_was_wrong():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_kernels_match_reference(num_layers, n, dtype):
     # Three row blocks, the last ragged: one of the two backward programs strides over two.
-    batch = 2 * mc._BLOCK_B + 5
+    batch = 2 * mc.DEFAULT_TILES.rows + 5
     x0, weights, biases, dy, y, grads = check_against_reference("cpu", batch, n, num_layers, dtype, seed=n)
     if dtype == torch.float32:                                   # and the kernels against NumPy directly
         as_numpy = [t.double().numpy() for t in (x0, *weights, *biases, dy)]
@@ -130,6 +130,21 @@ def test_kernels_match_reference(num_layers, n, dtype):
                                         as_numpy[-1])
         for got, expected in zip([y, *grads], [y_np, dx0, *dw, *db]):
             assert_close(got, expected, dtype, "kernel vs numpy")
+
+
+@interpreted
+def test_other_tiles_give_the_same_result():
+    """Any launch shape the sweep tries computes the same thing (rows 32, other warps)."""
+    x0, *rest, dy = make_inputs(9, 70, 20, 3, torch.float32)
+    weights, biases = torch.stack(rest[:3]), torch.stack(rest[3:])
+    prefix, c = mc._batch_constants(weights, biases)
+    tiles = mc.CrossTiles(rows=32, forward_warps=8, backward_warps=4)
+    for got, expected in zip(
+            [mc.multi_cross_forward_triton(x0, weights, c, prefix[-1] + biases[-1], torch.float32, tiles),
+             *mc.multi_cross_backward_triton(dy, x0, weights, c, tiles)[:1]],
+            [mc.multi_cross_forward_triton(x0, weights, c, prefix[-1] + biases[-1], torch.float32),
+             *mc.multi_cross_backward_triton(dy, x0, weights, c)[:1]]):
+        assert_close(got, expected, torch.float32, "tiles")
 
 
 @interpreted
