@@ -220,7 +220,9 @@ class Model(ModelFiles):
         reader = self.get_data_reader_train() if which == "train" else self.get_data_reader_eval()
         feed = self._feeds.get(which)
         if feed is None or feed.reader is not reader:
-            feed = self._feeds[which] = DeviceFeed(reader, self.device, read_ahead=self.solver.repeat_dataset)
+            cache = self.reader_params.cache_eval_data if which == "eval" else 0   # eval batches kept on the device
+            feed = self._feeds[which] = DeviceFeed(reader, self.device, read_ahead=self.solver.repeat_dataset,
+                                                   cache_batches=cache)
         return feed
 
     def start_data_reading(self) -> None:

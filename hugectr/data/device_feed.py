@@ -5,6 +5,11 @@ The reader's threads leave each batch in pinned host memory. After a step's kern
 runs the step; the compute stream waits on an event (not the host) before using it. In epoch
 mode the feed does not read ahead, so a ``set_source`` between passes never sees a batch of the
 old source.
+
+``cache_batches = N > 0`` is HugeCTR's ``cache_eval_data``: the first N batches stay on the device
+and from then on the feed replays them in a cycle without reading again (an end of the data met
+before N batches is kept as one more entry, so every replayed pass ends there too). Naming a new
+source to the reader's ``set_source`` drops the cache.
 """
 
 from __future__ import annotations
@@ -26,12 +31,17 @@ def _record_on(batch: Batch, stream) -> None:
 class DeviceFeed:
     """``next_batch()`` -> the reader's next batch on ``device`` (None at the end of an epoch)."""
 
-    def __init__(self, reader, device: torch.device, read_ahead: bool):
+    def __init__(self, reader, device: torch.device, read_ahead: bool, cache_batches: int = 0):
         self.reader = reader
         self.device = device
-        self.read_ahead = read_ahead and device.type == "cuda"
+        self.cache_batches = cache_batches
+        self.read_ahead = read_ahead and device.type == "cuda" and not cache_batches
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         self._pending: tuple[Batch | None, object] | None = None
+        self._cache: list[Batch | None] = []
+        self._cache_full = False
+        self._replayed = 0
+        self._generation = getattr(reader, "generation", 0)
 
     def _copy(self, batch: Batch | None):
         if batch is None or self._stream is None:
@@ -43,6 +53,23 @@ class DeviceFeed:
         return moved, event
 
     def next_batch(self) -> Batch | None:
+        if not self.cache_batches:
+            return self._read_batch()
+        generation = getattr(self.reader, "generation", 0)
+        if generation != self._generation:          # a new source: the cached batches are another data set's
+            self._cache, self._cache_full, self._replayed, self._generation = [], False, 0, generation
+        if self._cache_full:
+            batch = self._cache[self._replayed % len(self._cache)]
+            self._replayed += 1
+            return batch
+        batch = self._read_batch()
+        self._cache.append(batch)
+        self._cache_full = batch is None or len(self._cache) == self.cache_batches
+        if self._cache_full and hasattr(self.reader, "close"):
+            self.reader.close()                     # nothing more to read: its threads would only read ahead
+        return batch
+
+    def _read_batch(self) -> Batch | None:
         pending = self._pending if self._pending is not None else self._copy(self.reader.next_batch())
         self._pending = None
         batch, event = pending

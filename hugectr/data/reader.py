@@ -122,6 +122,7 @@ class DataReader:
         self._position = 0
         self._eof = False
         self._failure: BaseException | None = None
+        self.generation = 0     # counts the sources named to set_source: what was read from an older one is stale
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -167,6 +168,7 @@ class DataReader:
             self._chunk_source = open_source(self.reader_params, self.input, source, self.i64_input_key,
                                              self.source_options)
             self.source = source
+            self.generation += 1
         self._eof, self._failure = False, None
         self.start()
 
