@@ -197,8 +197,10 @@ class Model(ModelFiles):
             workers = params.async_param.num_threads
         else:  # Norm: num_workers threads over the file list; Raw: over batch lanes of its one file
             workers = params.num_workers
+        # RawAsync: each thread works num_batches_per_thread batches ahead (HugeCTR's AsyncParam); others 4 in all.
+        prefetch = workers * params.async_param.num_batches_per_thread if kind is DataReaderType_t.RawAsync else 4
         return DataReader(params, self.graph.input, batch_size, source, repeat=self.solver.repeat_dataset,
-                          i64_input_key=self.solver.i64_input_key, num_workers=workers,
+                          i64_input_key=self.solver.i64_input_key, num_workers=workers, prefetch=prefetch,
                           pin_memory=self.device.type == "cuda",
                           source_options=SourceOptions(num_samples=num_samples, seed=self.seed),
                           part=(env.rank(), env.world_size()))    # batch_size is global: this rank's part

@@ -232,3 +232,23 @@ def test_model_builds_raw_readers_with_num_samples_and_eval_num_samples(tmp_path
     model.compile()
     assert sum(b.size for b in drain(model.get_data_reader_train())) == 50
     assert sum(b.size for b in drain(model.get_data_reader_eval())) == 20
+
+
+def test_model_gives_raw_async_threads_num_batches_per_thread_batches_ahead(tmp_path):
+    path = tmp_path / "async.bin"
+    write_async(path, 12, [2], dense_float=True, i64=False)
+    solver = hugectr.CreateSolver(batchsize=4, batchsize_eval=4, vvgpu=[[0]], repeat_dataset=False, seed=1)
+    reader = hugectr.DataReaderParams(data_reader_type=DataReaderType_t.RawAsync, source=[str(path)],
+                                      eval_source=str(path), check_type=Check_t.Non, num_samples=12,
+                                      eval_num_samples=12, **async_params(threads=3, dense_float=True))
+    model = hugectr.Model(solver, reader, hugectr.CreateOptimizer())
+    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=2, dense_name="dense",
+                            data_reader_sparse_param_array=[DataReaderSparseParam("keys", [2], True, 1)]))
+    model.add(hugectr.DenseLayer(layer_type=hugectr.Layer_t.InnerProduct, bottom_names=["dense"],
+                                 top_names=["fc"], num_output=1))
+    model.add(hugectr.DenseLayer(layer_type=hugectr.Layer_t.BinaryCrossEntropyLoss, bottom_names=["fc", "label"],
+                                 top_names=["loss"]))
+    model.compile()
+    train = model.get_data_reader_train()
+    assert train.num_workers == 3 and train.prefetch == 3 * 4          # AsyncParam(num_batches_per_thread=4)
+    assert sum(b.size for b in drain(train)) == 12
