@@ -192,7 +192,7 @@ class Model(ModelFiles):
         num_samples = params.num_samples if source == params.source[0] else params.eval_num_samples
         if kind is DataReaderType_t.Parquet:
             workers = parquet_worker_count(params.num_workers, source, max(len(self.solver.vvgpu[0]), 1),
-                                           params.data_source_params)
+                                           params.data_source_params, sequential=params.read_file_sequentially)
         elif kind is DataReaderType_t.RawAsync:
             workers = params.async_param.num_threads
         else:  # Norm: num_workers threads over the file list; Raw: over batch lanes of its one file

@@ -72,8 +72,15 @@ def open_source(reader_params: DataReaderParams, input: Input, source: str, i64_
     raise ValueError(f"DataReader: unknown data_reader_type {kind!r}; use one of {list(DataReaderType_t)}")
 
 
-def parquet_worker_count(num_workers: int, source: str, num_local_gpus: int, data_source_params=None) -> int:
-    """HugeCTR's Parquet worker count: ``min(num_workers, #files in source, #local GPUs)``, at least 1."""
+def parquet_worker_count(num_workers: int, source: str, num_local_gpus: int, data_source_params=None,
+                         sequential: bool = False) -> int:
+    """HugeCTR's Parquet worker count: ``min(num_workers, #files in source, #local GPUs)``, at least 1.
+
+    ``sequential`` (``read_file_sequentially=True``): one worker reads the files in list order, so the
+    batches follow the file list exactly; its chunks are still converted on every core.
+    """
+    if sequential:
+        return 1
     return max(1, min(num_workers, len(read_file_list(source, data_source_params)), num_local_gpus))
 
 

@@ -123,6 +123,7 @@ def test_worker_count_follows_hugectr_for_parquet(tmp_path):
     assert parquet_worker_count(12, source, 1) == 1
     assert parquet_worker_count(12, source, 8) == 3
     assert parquet_worker_count(2, source, 8) == 2
+    assert parquet_worker_count(12, source, 8, sequential=True) == 1      # read_file_sequentially=True
 
 
 def test_a_worker_exception_reaches_the_caller_with_the_file_name(tmp_path):
