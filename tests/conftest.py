@@ -31,6 +31,7 @@ def planted_data(tmp_path_factory):
 def build_small_model():
     """``build(data, **solver_overrides) -> Model``: embedding (dim 4) + 2-layer MLP + BCE, compiled."""
     import hugectr
+    from hugectr.testing.small_model import add_small_network
 
     def build(data, optimizer=None, embedding_type=None, compile=True, **overrides):
         solver_args = dict(seed=5, batchsize=64, batchsize_eval=128, max_eval_batches=4, lr=0.01,
@@ -43,22 +44,7 @@ def build_small_model():
         optimizer = optimizer or hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam,
                                                          update_type=hugectr.Update_t.Local)
         model = hugectr.Model(solver, reader, optimizer)
-        slots = len(data.slot_size_array)
-        model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=data.dense_dim, dense_name="dense",
-                                data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("keys", 1, True, slots)]))
-        model.add(hugectr.SparseEmbedding(
-            embedding_type=embedding_type or hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
-            workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum", sparse_embedding_name="emb",
-            bottom_name="keys"))
-        L = hugectr.Layer_t
-        for layer_type, bottoms, tops, keywords in [
-                (L.Reshape, ["emb"], ["flat"], {"leading_dim": 4 * slots}),
-                (L.Concat, ["flat", "dense"], ["features"], {}),
-                (L.InnerProduct, ["features"], ["fc1"], {"num_output": 8}),
-                (L.ReLU, ["fc1"], ["relu1"], {}),
-                (L.InnerProduct, ["relu1"], ["logit"], {"num_output": 1}),
-                (L.BinaryCrossEntropyLoss, ["logit", "label"], ["loss"], {})]:
-            model.add(hugectr.DenseLayer(layer_type=layer_type, bottom_names=bottoms, top_names=tops, **keywords))
+        add_small_network(model, len(data.slot_size_array), data.dense_dim, embedding_type=embedding_type)
         if compile:
             model.compile()
         return model

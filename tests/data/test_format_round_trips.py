@@ -19,6 +19,7 @@ from hugectr.data.norm import NormWriter
 from hugectr.data.norm_records import NormLayout
 from hugectr.data.raw import SampleLayout, SampleWriter
 from hugectr.data.reader import SourceOptions, open_source
+from hugectr.testing.small_model import add_small_network
 
 SLOTS = [7, 11, 5]
 DENSE = 4
@@ -97,21 +98,7 @@ def build(kind, source, steps):
     model = hugectr.Model(solver, reader_params(kind, source),
                           hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam,
                                                   update_type=hugectr.Update_t.Local))
-    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=DENSE, dense_name="dense",
-                            data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("keys", 1, True,
-                                                                                          len(SLOTS))]))
-    model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
-                                      workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum",
-                                      sparse_embedding_name="emb", bottom_name="keys"))
-    L = hugectr.Layer_t
-    for layer_type, bottoms, tops, keywords in [
-            (L.Reshape, ["emb"], ["flat"], {"leading_dim": 4 * len(SLOTS)}),
-            (L.Concat, ["flat", "dense"], ["features"], {}),
-            (L.InnerProduct, ["features"], ["fc1"], {"num_output": 8}),
-            (L.ReLU, ["fc1"], ["relu1"], {}),
-            (L.InnerProduct, ["relu1"], ["logit"], {"num_output": 1}),
-            (L.BinaryCrossEntropyLoss, ["logit", "label"], ["loss"], {})]:
-        model.add(hugectr.DenseLayer(layer_type=layer_type, bottom_names=bottoms, top_names=tops, **keywords))
+    add_small_network(model, len(SLOTS), DENSE)
     model.compile()
     for _ in range(steps):
         assert model.train()

@@ -19,6 +19,7 @@ import torch
 
 import hugectr
 from hugectr.data.planted import PlantedSignal
+from hugectr.testing.small_model import add_small_network
 from hugectr.tools import DataGenerator, DataGeneratorParams
 
 SLOTS = [7, 11, 5]
@@ -72,19 +73,7 @@ def build(kind, sources, *, repeat, workers=1, **solver_overrides):
         num_samples=RAW_SAMPLES if raw else 0, eval_num_samples=RAW_EVAL_SAMPLES if raw else 0,
         num_workers=workers, slot_size_array=SLOTS if kind is hugectr.DataReaderType_t.Parquet else [])
     model = hugectr.Model(solver, reader, hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam))
-    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=DENSE, dense_name="dense",
-                            data_reader_sparse_param_array=[hugectr.DataReaderSparseParam("keys", 1, True,
-                                                                                          len(SLOTS))]))
-    model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
-                                      workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum",
-                                      sparse_embedding_name="emb", bottom_name="keys"))
-    L = hugectr.Layer_t
-    for layer_type, bottoms, tops, keywords in [
-            (L.Reshape, ["emb"], ["flat"], {"leading_dim": 4 * len(SLOTS)}),
-            (L.Concat, ["flat", "dense"], ["features"], {}),
-            (L.InnerProduct, ["features"], ["logit"], {"num_output": 1}),
-            (L.BinaryCrossEntropyLoss, ["logit", "label"], ["loss"], {})]:
-        model.add(hugectr.DenseLayer(layer_type=layer_type, bottom_names=bottoms, top_names=tops, **keywords))
+    add_small_network(model, len(SLOTS), DENSE, hidden=None)
     model.compile()
     return model
 
