@@ -82,7 +82,7 @@ class ParquetSource(ChunkConversion):
     """Chunks of the Parquet files of one file list, laid out for the model's ``Input``."""
 
     def __init__(self, files: list[str], input: Input, slot_size_array: list[int], i64_input_key: bool, *,
-                 file_list: str = "", data_source_params=None):
+                 file_list: str = "", data_source_params=None, pinned: bool = False):
         self.files, self.file_list = files, file_list
         self.i64_input_key, self.data_source_params = i64_input_key, data_source_params
         self.metadata = ParquetMetadata.load(fs.join(fs.parent(files[0]), "_metadata.json"), file_list,
@@ -96,14 +96,14 @@ class ParquetSource(ChunkConversion):
         self._widths: dict[int, int] = {}
         self._tiled: dict[int, np.ndarray] = {}   # first global cat of a sparse input -> its tiled offsets
         self._buffers = Buffers()
-        self.pinned = False   # the reader sets it: chunks are then written straight into pinned memory
+        self.pinned = pinned   # chunks written straight into pinned memory (the reader's batches go to a GPU)
         self._check_widths(files[0])
 
     @classmethod
     def from_file_list(cls, file_list: str, input: Input, slot_size_array: list[int],
-                       i64_input_key: bool, data_source_params=None) -> ParquetSource:
+                       i64_input_key: bool, data_source_params=None, pinned: bool = False) -> ParquetSource:
         return cls(read_file_list(file_list, data_source_params), input, slot_size_array, i64_input_key,
-                   file_list=file_list, data_source_params=data_source_params)
+                   file_list=file_list, data_source_params=data_source_params, pinned=pinned)
 
     # -- checks ------------------------------------------------------------------------------
     def _check_against_input(self, slot_size_array: list[int]) -> None:

@@ -36,12 +36,14 @@ class SourceOptions:
     """What a source needs besides the params: ``num_samples`` (Raw: the samples in the file,
     ``num_samples`` or ``eval_num_samples``; 0 = not given), ``seed`` (RawAsync ``shuffle``: the solver's
     seed), and from the ``DataReader`` itself ``batch_size`` and ``workers`` (Raw and RawAsync hand one
-    lane of whole batches to each worker)."""
+    lane of whole batches to each worker) and ``pinned`` (batches go to a GPU: Parquet then writes its
+    chunks straight into pinned memory)."""
 
     num_samples: int = 0
     seed: int = 0
     batch_size: int = 0
     workers: int = 1
+    pinned: bool = False
 
 
 def open_source(reader_params: DataReaderParams, input: Input, source: str, i64_input_key: bool,
@@ -55,7 +57,7 @@ def open_source(reader_params: DataReaderParams, input: Input, source: str, i64_
         from .parquet import ParquetSource
 
         return ParquetSource.from_file_list(source, input, reader_params.slot_size_array, i64_input_key,
-                                            reader_params.data_source_params)
+                                            reader_params.data_source_params, pinned=options.pinned)
     if kind is DataReaderType_t.Norm:
         from .norm import NormSource
 
@@ -121,7 +123,8 @@ class DataReader:
         self.num_workers, self.prefetch = num_workers, prefetch
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.source = source
-        self.source_options = replace(source_options or SourceOptions(), batch_size=batch_size, workers=num_workers)
+        self.source_options = replace(source_options or SourceOptions(), batch_size=batch_size, workers=num_workers,
+                                      pinned=self.pin_memory)
         self._chunk_source = open_source(reader_params, input, source, i64_input_key, self.source_options)
         self._workers: list[_Worker] = []
         self._finalizer = None
@@ -225,8 +228,6 @@ class _Worker:
         self.source, self.file_indices, self.batch_size = source, file_indices, batch_size
         self.part = part
         self.top_names, self.repeat, self.pin_memory = top_names, repeat, pin_memory
-        if pin_memory and hasattr(source, "pinned"):
-            source.pinned = True    # the source writes its chunks into pinned memory: no copy after the batch
         # Chunks of whole batches (at least _MIN_CHUNK_ROWS samples): only batches across files get copied.
         self.chunk_rows = batch_size * -(-_MIN_CHUNK_ROWS // batch_size)
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
