@@ -41,7 +41,7 @@ class DeviceFeed:
         self._cache: list[Batch | None] = []
         self._cache_full = False
         self._replayed = 0
-        self._generation = getattr(reader, "generation", 0)
+        self._generation = reader.generation
 
     def _copy(self, batch: Batch | None):
         if batch is None or self._stream is None:
@@ -55,7 +55,7 @@ class DeviceFeed:
     def next_batch(self) -> Batch | None:
         if not self.cache_batches:
             return self._read_batch()
-        generation = getattr(self.reader, "generation", 0)
+        generation = self.reader.generation
         if generation != self._generation:          # a new source: the cached batches are another data set's
             self._cache, self._cache_full, self._replayed, self._generation = [], False, 0, generation
         if self._cache_full:
@@ -65,7 +65,7 @@ class DeviceFeed:
         batch = self._read_batch()
         self._cache.append(batch)
         self._cache_full = batch is None or len(self._cache) == self.cache_batches
-        if self._cache_full and hasattr(self.reader, "close"):
+        if self._cache_full:
             self.reader.close()                     # nothing more to read: its threads would only read ahead
         return batch
 
