@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).parent))
-from workloads import DCN, DLRM, build_hugectr_model, make_batches  # noqa: E402
+from workloads import DCN, DLRM, adam_table_bytes, build_hugectr_model, make_batches  # noqa: E402
 
 from hugectr.distributed.batch_part import PartBatch  # noqa: E402
 from hugectr.testing.ranks import run_ranks  # noqa: E402
@@ -93,7 +93,7 @@ def rank_measure(w, per_gpu_batch: int, precision: str, steps: int, warmup: int,
     dist.all_gather_object(peaks, peak)
     return {"rate": steps * w_global.batch_size / seconds, "step": seconds / steps,
             "all_reduce": all_reduce, "all_to_all": all_to_all, "peak": max(peaks),
-            "table_gib": model.embedding_tables[0].capacity * w.embedding_dim * 4 * 3 / 2**30}
+            "table_gib": adam_table_bytes(model.embedding_tables[0].capacity, w.embedding_dim) / 2**30}
 
 
 def main() -> None:
@@ -137,7 +137,7 @@ def main() -> None:
 
 def _whole_table_gib(w) -> float:
     """Weights + Adam's two states of every row, fp32."""
-    return sum(w.cardinalities) * w.embedding_dim * 4 * 3 / 2**30
+    return adam_table_bytes(sum(w.cardinalities), w.embedding_dim) / 2**30
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from plain_torch import PlainTrainer  # noqa: E402
 from roofline import ceiling_samples_per_s, dense_layers  # noqa: E402
-from workloads import DCN, DLRM, build_hugectr_model, make_batches  # noqa: E402
+from workloads import DCN, DLRM, adam_table_bytes, build_hugectr_model, make_batches  # noqa: E402
 
 
 def _sync(device) -> None:
@@ -56,8 +56,7 @@ def _peak_and_reset(device) -> float:
 
 def needed_gib(w, precision: str) -> float:
     """Tables + Adam state (fp32) + an estimate of one step's activations and gradients."""
-    rows = sum(w.cardinalities)
-    tables = rows * w.embedding_dim * 4 * 3
+    tables = adam_table_bytes(sum(w.cardinalities), w.embedding_dim)
     activation = 2 if precision in ("fp16", "bf16") else 4
     widths = sum(k + n for k, n, _ in dense_layers(w)) + 3 * w.slots * w.embedding_dim
     return (tables + 2 * w.batch_size * widths * activation) / 2**30

@@ -47,6 +47,11 @@ DLRM = Workload("DLRM", 65536, 128, tuple(KAGGLE_CARDINALITIES), bottom_mlp=(512
 DCN = Workload("DCN", 65536, 16, tuple(KAGGLE_CARDINALITIES), cross_layers=6, deep_layers=(1024, 1024))
 
 
+def adam_table_bytes(rows: int, embedding_dim: int) -> int:
+    """Bytes of ``rows`` embedding rows with Adam: fp32 weights and the two fp32 moment states."""
+    return rows * embedding_dim * 4 * 3
+
+
 def make_batches(w: Workload, count: int, device, seed: int = 0) -> list[Batch]:
     """``count`` synthetic batches on ``device``; keys are global (slot offsets added), one per slot."""
     generator = torch.Generator(device="cpu").manual_seed(seed)
