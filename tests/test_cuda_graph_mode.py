@@ -1,4 +1,4 @@
-"""``use_cuda_graph`` + ``HUGECTR_CUDA_GRAPHS=1``: the compiled dense network replayed from CUDA graphs.
+"""``use_cuda_graph`` (unless ``HUGECTR_CUDA_GRAPHS=0``): the compiled dense network replayed from CUDA graphs.
 
 The replayed step must train exactly like the compiled one, and nothing a user reads after a step
 (losses, eval metrics, check_out_tensor values) may live in graph memory that a later replay rewrites.
@@ -13,9 +13,11 @@ import hugectr
 from hugectr.training import cuda_graphs_wanted
 
 
-def test_cuda_graphs_are_opt_in(monkeypatch):
+def test_cuda_graphs_follow_use_cuda_graph(monkeypatch):
     monkeypatch.delenv("HUGECTR_CUDA_GRAPHS", raising=False)
-    assert not cuda_graphs_wanted(True, compiled=True)
+    assert cuda_graphs_wanted(True, compiled=True)           # HugeCTR's default use_cuda_graph=True
+    monkeypatch.setenv("HUGECTR_CUDA_GRAPHS", "0")
+    assert not cuda_graphs_wanted(True, compiled=True)       # the opt-out
     monkeypatch.setenv("HUGECTR_CUDA_GRAPHS", "1")
     assert cuda_graphs_wanted(True, compiled=True)
     assert not cuda_graphs_wanted(False, compiled=True)      # the solver's use_cuda_graph=False wins

@@ -23,7 +23,8 @@ _FIND_BLOCK = 128
 
 
 class HashSlots(NamedTuple):
-    """The arrays a lookup reads: ``slot_keys``, ``slot_rows`` (num_slots,) int64 and the probe bound.
+    """The arrays a lookup reads: ``slot_keys`` (num_slots,) int64, ``slot_rows`` (num_slots,) int32 or int64
+    and the probe bound; lookups return int64 rows either way.
 
     ``max_probe`` is an int, or a (1,) int64 tensor on the slots' device (then the Triton kernels read
     it in place; the reference reads it with one host sync).
@@ -70,7 +71,7 @@ def hash_find_reference(keys: torch.Tensor, slots: HashSlots) -> torch.Tensor:
     for _ in range(int(max_probe) + 1):
         seen = slot_keys[pos]
         hit = (seen == keys) & ~done
-        rows = torch.where(hit, slot_rows[pos], rows)
+        rows = torch.where(hit, slot_rows[pos].long(), rows)
         done |= hit | (seen == EMPTY_KEY)
         pos = (pos + 1) & mask
     return rows
@@ -99,7 +100,7 @@ def probe_rows(keys, valid, slot_keys_ptr, slot_rows_ptr, slot_mask, max_probe):
     while (tl.max(active.to(tl.int32), 0) > 0) & (distance <= max_probe):
         seen = tl.load(slot_keys_ptr + pos, mask=active, other=empty)
         hit = active & (seen == keys)
-        rows = tl.where(hit, tl.load(slot_rows_ptr + pos, mask=hit, other=-1), rows)
+        rows = tl.where(hit, tl.load(slot_rows_ptr + pos, mask=hit, other=-1).to(tl.int64), rows)
         active = active & (seen != keys) & (seen != empty)
         pos = (pos + 1) & slot_mask
         distance += 1

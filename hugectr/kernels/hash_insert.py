@@ -47,7 +47,7 @@ def hash_insert_reference(keys: torch.Tensor, rows: torch.Tensor, slots: HashSlo
         is_empty = slot_keys[slot] == EMPTY_KEY
         slot_keys.scatter_reduce_(0, slot[is_empty], keys[active[is_empty]], "amin")
         won = is_empty & (slot_keys[slot] == keys[active])
-        slot_rows[slot[won]] = rows[active[won]]
+        slot_rows[slot[won]] = rows[active[won]].to(slot_rows.dtype)
         active = active[~won]
         pos[active] = (pos[active] + 1) & mask
         displacement += 1

@@ -74,8 +74,11 @@ def check_find(device, capacity: int, num_queries: int, seed: int, monkeypatch) 
     assert hash_find_triton(queries[:0], empty).numel() == 0
 
 
-def check_insert_kernel(device, num_keys: int, num_slots: int, seed: int) -> None:
-    """Distinct keys, some sharing a home slot, CAS-inserted at once: every key findable, layout sound."""
+def check_insert_kernel(device, num_keys: int, num_slots: int, seed: int, row_dtype=torch.int32) -> None:
+    """Distinct keys, some sharing a home slot, CAS-inserted at once: every key findable, layout sound.
+
+    ``row_dtype``: the slots' row type (int32 for tables under 2**31 rows, int64 above); finds give int64.
+    """
     gen = torch.Generator().manual_seed(seed)
     keys = torch.unique(torch.randint(-(1 << 62), 1 << 62, (num_keys,), generator=gen))
     keys = keys[torch.randperm(keys.numel(), generator=gen)].to(device)
@@ -83,7 +86,8 @@ def check_insert_kernel(device, num_keys: int, num_slots: int, seed: int) -> Non
     layouts = {}
     for name, insert in (("triton", hash_insert_triton), ("torch", hash_insert_reference)):
         slots = HashSlots(torch.full((num_slots,), EMPTY_KEY, device=device),
-                          torch.full((num_slots,), -1, device=device), torch.zeros(1, dtype=torch.int64, device=device))
+                          torch.full((num_slots,), -1, dtype=row_dtype, device=device),
+                          torch.zeros(1, dtype=torch.int64, device=device))
         insert(keys, rows, slots)
         assert int((slots.slot_keys != EMPTY_KEY).sum()) == keys.numel()          # one slot per key
         assert int(slots.max_probe) == max_displacement(slots.slot_keys)          # the true longest run
@@ -154,9 +158,10 @@ def test_find_kernel_matches_reference_and_dict(capacity, monkeypatch):
 
 
 @interpreted
-@pytest.mark.parametrize("num_keys,num_slots", [(40, 64), (60, 64), (7, 8)])
-def test_insert_kernel_places_every_key_once(num_keys, num_slots):
-    check_insert_kernel("cpu", num_keys, num_slots, seed=num_keys)
+@pytest.mark.parametrize("num_keys,num_slots,row_dtype", [(40, 64, torch.int32), (60, 64, torch.int64),
+                                                           (7, 8, torch.int32)])
+def test_insert_kernel_places_every_key_once(num_keys, num_slots, row_dtype):
+    check_insert_kernel("cpu", num_keys, num_slots, seed=num_keys, row_dtype=row_dtype)
 
 
 @interpreted
@@ -199,6 +204,7 @@ def test_gpu_find_kernel(device, monkeypatch):
 @pytest.mark.gpu
 def test_gpu_insert_kernel(device):
     check_insert_kernel(device, 200000, 1 << 19, seed=2)          # 38% full: long runs, many CAS races
+    check_insert_kernel(device, 190000, 1 << 18, seed=3, row_dtype=torch.int64)   # 72% full, int64 rows
 
 
 @pytest.mark.gpu

@@ -261,8 +261,10 @@ def test_benchmark_cpu_smoke_runs(capsys):
     assert table.count("forward") >= 4 and "copy" in table and "GB/s" in table
 
 
-def test_layer_runs_the_recurrence_unless_asked(monkeypatch):
+def test_layer_runs_the_recurrence_when_fused_is_off(monkeypatch):
     monkeypatch.delenv(mc.FUSED_ENV_VAR, raising=False)
+    assert mc.fused_cross_wanted()                                        # the default
+    monkeypatch.setenv(mc.FUSED_ENV_VAR, "0")
     r = run_layer_test(Layer_t.MultiCross, [(21, 10)], num_layers=3)
     assert "multi_cross_forward" not in r.outputs[0].grad_fn.name()
     w = r.numpy_weights()

@@ -22,9 +22,9 @@ class MultiCross(Layer):
     """``num_layers`` cross layers over x0 of shape (B, n); output (B, n).
 
     v1 (``projection_dim == 0``): ``x_{l+1} = x0 * (x_l @ w_l^T) + b_l + x_l`` with ``w_l`` (n,):
-    the per-sample scalar ``x_l . w_l`` scales x0. Parameters ``w0, b0, w1, b1, ...``. With
-    ``HUGECTR_FUSED_CROSS=1`` (read when the layer is made) all layers run as one fused pass each way
-    (``hugectr.kernels.multi_cross``); otherwise layer by layer, which torch.compile fuses.
+    the per-sample scalar ``x_l . w_l`` scales x0. Parameters ``w0, b0, w1, b1, ...``. All layers run
+    as one fused pass each way (``hugectr.kernels.multi_cross``) unless ``HUGECTR_FUSED_CROSS=0`` (read
+    when the layer is made) asks for layer by layer, which torch.compile fuses.
     v2 (``projection_dim = k > 0``): ``x_{l+1} = x0 * (x_l @ U_l @ V_l + b_l) + x_l`` with
     ``U_l`` (n, k), ``V_l`` (k, n). Parameters ``U0, V0, b0, U1, V1, b1, ...``. ``b_l`` is (n,)
     (HugeCTR's (1, n), the same bytes).
