@@ -47,8 +47,11 @@ def main() -> None:
     print(f"{args.workload} {args.precision}: {elapsed * 1e3:.2f} ms/step under the profiler "
           f"({w.batch_size / elapsed:,.0f} samples/s)")
     events = prof.key_averages()
-    kernels = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
-    busy = sum(getattr(e, "self_device_time_total", 0.0) for e in events) / 1e3   # us -> ms
+    # Kernels and copies only: under CUDA graphs a replayed graph is also a host-side event with
+    # device time, which would count its kernels twice.
+    on_gpu = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernels = sum(e.count for e in on_gpu)
+    busy = sum(e.self_device_time_total for e in on_gpu) / 1e3   # us -> ms
     print(f"{kernels / args.steps:.0f} GPU kernels and copies per step; the GPU is busy {busy / args.steps:.2f} ms "
           "a step (the step's floor once the host keeps up)")
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=args.rows, max_name_column_width=60))
