@@ -106,8 +106,11 @@ class StepEngine:
         return torch.autocast(self.settings.device.type, dtype=dtype)
 
     def _inputs(self, batch: Batch, training: bool) -> dict[str, torch.Tensor]:
-        tensors = {self.label_name: batch.label, self.dense_name: batch.dense}
         out_dtype = self.settings.autocast_dtype or torch.float32
+        # Mixed precision: the dense input enters in half, as HugeCTR's reader hands it over, so that
+        # a Concat with the half embedding stays half (an fp32 (B, 429) DCN input doubles what the
+        # cross and MLP layers read, and adds casts in front of every matmul).
+        tensors = {self.label_name: batch.label, self.dense_name: batch.dense.to(out_dtype)}
         for name, (bottom, table) in self.tables.items():
             pooled = table.lookup(batch.sparse[bottom], training=training, out_dtype=out_dtype)  # (B, slots, ev)
             if training:
