@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,16 +33,23 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(step, batches, warmup: int, steps: int, device) -> float:
-    """Samples per second over ``steps`` steps after ``warmup`` untimed ones."""
+def _timed(step, batches, warmup: int, steps: int, windows: int, device) -> list[float]:
+    """Samples per second of each of ``windows`` windows of ``steps`` steps, after ``warmup`` untimed ones.
+
+    Several windows show the spread: a step that the host only just keeps up with varies with the
+    host's load, so one short window can land high or low.
+    """
     for i in range(warmup):
         step(batches[i % len(batches)])
     _sync(device)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(batches[i % len(batches)])
-    _sync(device)
-    return steps * batches[0].size / (time.perf_counter() - start)
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for i in range(steps):
+            step(batches[i % len(batches)])
+        _sync(device)
+        rates.append(steps * batches[0].size / (time.perf_counter() - start))
+    return rates
 
 
 def _peak_and_reset(device) -> float:
@@ -62,28 +70,30 @@ def needed_gib(w, precision: str) -> float:
     return (tables + 2 * w.batch_size * widths * activation) / 2**30
 
 
-def run_hugectr(w, batches, args, device) -> tuple[float, float]:
+def run_hugectr(w, batches, args, device) -> tuple[list[float], float]:
     model = build_hugectr_model(w, args.precision)
     engine = model.engine
     lrs = {name: 0.001 for name in engine.tables}
-    rate = _timed(lambda b: engine.train_step(b, 0.001, lrs), batches, args.warmup, args.steps, device)
+    rates = _timed(lambda b: engine.train_step(b, 0.001, lrs), batches, args.warmup, args.steps, args.windows,
+                   device)
     del model, engine
-    return rate, _peak_and_reset(device)
+    return rates, _peak_and_reset(device)
 
 
-def run_plain(w, batches, args, device) -> tuple[float, float]:
+def run_plain(w, batches, args, device) -> tuple[list[float], float]:
     torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
     trainer = PlainTrainer(w, device, args.precision, compile_model=not args.no_compile and device.type == "cuda")
-    rate = _timed(trainer.step, batches, args.warmup, args.steps, device)
+    rates = _timed(trainer.step, batches, args.warmup, args.steps, args.windows, device)
     del trainer
-    return rate, _peak_and_reset(device)
+    return rates, _peak_and_reset(device)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-scale", action="store_true", help="small batch and tables (for CPUs)")
     parser.add_argument("--workloads", default="DLRM,DCN")
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="steps per timed window")
+    parser.add_argument("--windows", type=int, default=5, help="timed windows; the table shows their median")
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"], default="bf16")
     parser.add_argument("--no-compile", action="store_true", help="do not torch.compile the plain model")
@@ -102,7 +112,7 @@ def main() -> None:
         rows.append((w, ours, plain, our_peak, plain_peak))
         del batches
     print(f"\ndevice: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}, precision: "
-          f"{args.precision}, timed steps: {args.steps}, plain model compiled: "
+          f"{args.precision}, timed: median of {args.windows} windows of {args.steps} steps, plain model compiled: "
           f"{not args.no_compile and device.type == 'cuda'}, "
           "optimizer: Adam (hugectr Update_t.Local; plain SparseAdam + fused Adam)")
     print(f"{'workload':9}{'batch':>7}{'hugectr/s':>13}{'plain/s':>12}{'ratio':>7}{'roofline/s':>12}"
@@ -110,8 +120,13 @@ def main() -> None:
     for w, ours, plain, our_peak, plain_peak in rows:
         # The ceilings are H100 figures: meaningless for a CPU run.
         ceiling = ceiling_samples_per_s(w, args.precision) if device.type == "cuda" else float("nan")
-        print(f"{w.name:9}{w.batch_size:>7}{ours:>13,.0f}{plain:>12,.0f}{ours / plain:>7.2f}{ceiling:>12,.0f}"
-              f"{ours / ceiling:>12.1%}{our_peak:>10.2f}{needed_gib(w, args.precision):>11.2f}{plain_peak:>10.2f}")
+        mine, theirs = statistics.median(ours), statistics.median(plain)
+        print(f"{w.name:9}{w.batch_size:>7}{mine:>13,.0f}{theirs:>12,.0f}{mine / theirs:>7.2f}{ceiling:>12,.0f}"
+              f"{mine / ceiling:>12.1%}{our_peak:>10.2f}{needed_gib(w, args.precision):>11.2f}{plain_peak:>10.2f}")
+    print("windows (M samples/s):")
+    for w, ours, plain, _, _ in rows:
+        print(f"  {w.name:6} hugectr {' '.join(f'{r / 1e6:.2f}' for r in ours)} | "
+              f"plain {' '.join(f'{r / 1e6:.2f}' for r in plain)}")
 
 
 if __name__ == "__main__":
