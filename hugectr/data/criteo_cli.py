@@ -68,16 +68,26 @@ def _hash_sizes(text: str):
     return sizes[0] if len(sizes) == 1 else tuple(sizes)
 
 
+class _ValueDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows the default of every option that takes a value; an on/off flag's help says what it turns
+    off, and its stored default (True) would read as if the flag were on."""
+
+    def _get_help_string(self, action):
+        return action.help if action.nargs == 0 else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hugectr-criteo-convert", description=_DESCRIPTION,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=_ValueDefaultsFormatter)
     parser.add_argument("inputs", nargs="+", help="Criteo text files for training (.gz/.bz2/.zst/.lz4 read too)")
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--format", choices=sorted(_FORMATS), default="parquet")
+    parser.add_argument("--format", choices=sorted(_FORMATS), default="parquet", help="the files to write")
     parser.add_argument("--eval-files", nargs="*", default=[], help="Criteo text files for evaluation")
     parser.add_argument("--train-lines", type=int, default=None,
                         help="the first N lines of the inputs are training data, the rest evaluation data")
-    parser.add_argument("--categorical", choices=["vocabulary", "hash"], default="vocabulary")
+    parser.add_argument("--categorical", choices=["vocabulary", "hash"], default="vocabulary",
+                        help="map each slot's values to ids by a vocabulary built from the training data, or "
+                             "by hashing into --hash-size buckets")
     parser.add_argument("--hash-size", type=_hash_sizes, default=None,
                         help="hash buckets: one int for every slot, or 26 comma-separated ints")
     parser.add_argument("--min-frequency", type=int, default=1,
@@ -91,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows-per-file", type=int, default=1 << 20, help="Parquet / Norm samples per file")
     parser.add_argument("--check-type", choices=["Sum", "Non"], default="Sum", help="Norm record framing")
     parser.add_argument("--int-label-dense", dest="float_label_dense", action="store_false",
-                        help="Raw: int32 label and dense values (read with float_label_dense=False)")
+                        help="Raw: int32 label and dense values (read with float_label_dense=False; default: float32, "
+                             "read with float_label_dense=True)")
     parser.add_argument("--block-size", type=int, default=1 << 24, help="bytes of text parsed at a time")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar (default: a progress bar on standard error)")
     return parser
 
 
