@@ -1,7 +1,7 @@
 """Training throughput of hugectr against a plain-PyTorch model of the same shape, in one process.
 
     python benchmarks/train_throughput.py --precision bf16      # GPU: the DESIGN.md workloads, full size
-    python benchmarks/train_throughput.py --cpu-scale           # CPU: batch 1024, tables capped at 20k rows
+    python benchmarks/train_throughput.py --cpu-scale           # CPU: batch 1024, tables capped at 20k rows, fp32
 
 Both sides train on the same pre-generated batches already on the device, so this measures the
 training step (embedding lookup + dense net + backward + optimizers), not data reading
@@ -95,10 +95,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="steps per timed window")
     parser.add_argument("--windows", type=int, default=5, help="timed windows; the table shows their median")
     parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"], default="bf16")
+    parser.add_argument("--precision", choices=["fp32", "tf32", "fp16", "bf16"], default=None,
+                        help="default: bf16 on a GPU, fp32 on a CPU (hugectr's mixed precision is GPU-only, as "
+                             "HugeCTR's, so a half precision on a CPU would time the plain model alone in it)")
     parser.add_argument("--no-compile", action="store_true", help="do not torch.compile the plain model")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu_scale else "cpu")
+    args.precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    if device.type == "cpu" and args.precision in ("fp16", "bf16"):
+        print(f"note: on a CPU hugectr trains in fp32 (mixed precision needs a GPU); the plain model runs "
+              f"{args.precision} autocast")
     args.steps = args.steps or (20 if device.type == "cuda" else 5)
     args.warmup = args.warmup or (8 if device.type == "cuda" else 2)
     rows = []
@@ -125,8 +131,8 @@ def main() -> None:
               f"{mine / ceiling:>12.1%}{our_peak:>10.2f}{needed_gib(w, args.precision):>11.2f}{plain_peak:>10.2f}")
     print("windows (M samples/s):")
     for w, ours, plain, _, _ in rows:
-        print(f"  {w.name:6} hugectr {' '.join(f'{r / 1e6:.2f}' for r in ours)} | "
-              f"plain {' '.join(f'{r / 1e6:.2f}' for r in plain)}")
+        print(f"  {w.name:6} hugectr {' '.join(f'{r / 1e6:.3g}' for r in ours)} | "
+              f"plain {' '.join(f'{r / 1e6:.3g}' for r in plain)}")
 
 
 if __name__ == "__main__":
