@@ -135,7 +135,7 @@ class HashTable:
 
     # -- lookups ------------------------------------------------------------------------------
     def find(self, keys: torch.Tensor) -> torch.Tensor:
-        """(n,) rows of ``keys``, -1 where a key is absent. Never inserts, never syncs with the host.
+        """(n,) rows of ``keys``, -1 where a key is absent. Never inserts; no host sync with Triton.
 
         Walks at most ``max_probe + 1`` slots per key: every stored key is found within them, and an
         absent key stops at an empty slot or runs out of slots (the sentinel key is simply absent).
