@@ -1,9 +1,10 @@
 """``HashTable``: int64 key -> table row, open addressing, vectorised (torch on CPU, Triton on CUDA).
 
 Layout: a power-of-two array of slots (``slot_keys`` int64, ``slot_rows`` int32 unless a table has
-2**31 rows or more) at most three quarters full, so probe runs stay short (about 2.5 slots for a hit
-on average when full) while the index costs at most 24 bytes a row (an fp32 row of dim 16 with Adam
-is 192); ``row_keys[r]`` is the key that owns row ``r``. Rows are handed out 0, 1, 2, ... in
+2**31 rows or more) at most three quarters full when the table is, so probe runs stay short (about
+2.5 slots for a hit on average at that load) while the slots cost 16-32 bytes a row (an fp32 row of
+dim 16 with Adam is 192; a half-full int64 layout cost 32-64); ``row_keys[r]`` is the key that owns
+row ``r``. Rows are handed out 0, 1, 2, ... in
 the order keys first appear, as HugeCTR's ``get_insert`` does, so the row order is the file order of
 the sparse model's ``key`` file.
 
