@@ -216,16 +216,16 @@ class HashTable:
         if n == 0:
             empty = torch.empty(0, dtype=torch.int64, device=device)
             return empty, empty, empty, empty, OccurrenceGroups(empty.to(torch.int32), empty)
-        position = torch.arange(n, device=device)
         sorted_keys, order = torch.sort(keys, stable=True)
         head = torch.ones(n, dtype=torch.bool, device=device)
         head[1:] = sorted_keys[1:] != sorted_keys[:-1]
         ids = torch.cumsum(head, 0) - 1                                  # (n,) unique index, sorted order
         inverse = torch.empty_like(ids).scatter_(0, order, ids)
+        # Padding entries hold EMPTY_KEY, which find never finds (-1) and insert never stores, like the
+        # reserved key itself: masks on ``unique != EMPTY_KEY`` and ``rows >= 0`` cover both.
         unique = torch.full_like(keys, EMPTY_KEY).scatter_(0, ids, sorted_keys)   # (n,) padded
-        valid = position <= ids[-1:]
         rows = hash_find(unique, self.slots())
-        missing = valid & (rows < 0) & (unique != EMPTY_KEY)
+        missing = (rows < 0) & (unique != EMPTY_KEY)
         # Heads write their unique entry's first occurrence; the others write a scratch entry n.
         first_seen = torch.full((n + 1,), n, dtype=torch.int64, device=device).scatter_(
             0, torch.where(head, ids, n), order)[:n]
@@ -242,8 +242,9 @@ class HashTable:
         self.row_keys.scatter_(0, new_rows, unique)                      # padding lands on the scratch row
         self._size_on_device.copy_(torch.where(fits, attempted, self._size_on_device))
         self._size_on_host = False
-        self._errors.record(torch.where(fits, 0, attempted), (valid & (unique == EMPTY_KEY)).any())
-        rows = torch.where(insert, new_rows, torch.where(valid & (rows >= 0), rows, self.scratch_row))
+        # The reserved key is the largest int64: given, it sorts last.
+        self._errors.record(torch.where(fits, 0, attempted), sorted_keys[-1:] == EMPTY_KEY)
+        rows = torch.where(insert, new_rows, torch.where(rows >= 0, rows, self.scratch_row))
         return rows, inverse, new_rows, first_seen, OccurrenceGroups(ids.to(torch.int32), order)
 
     # -- insertion ----------------------------------------------------------------------------
