@@ -5,6 +5,8 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 
 def reject_unknown_keywords(owner: str, given: Iterable[str], valid: Iterable[str]) -> None:
     """Raise ``TypeError`` naming the unknown keywords and listing the valid ones.
@@ -68,9 +70,11 @@ def require_number(owner: str, name: str, value) -> float:
 
 
 def require_bool(owner: str, name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
-    return value
+    """``value`` as a bool: True / False, numpy bools, and the ints 0 / 1 (pybind11's bool caster
+    takes those, so configs that spell flags as 0 / 1 work); anything else is refused."""
+    if isinstance(value, (bool, np.bool_)) or (_is_int(value) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{owner}: {name} must be True or False (or 0 / 1), got {value!r}")
 
 
 def require_str(owner: str, name: str, value, allow_empty: bool = True) -> str:

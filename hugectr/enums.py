@@ -21,12 +21,30 @@ __all__ = [
 
 
 class _HugeCTREnum(str, enum.Enum):
-    """Base: value == canonical name; ``str()`` gives ``Enum_t.Member``."""
+    """Base: value == canonical name; ``str()`` gives ``Enum_t.Member``.
+
+    ``int(member)`` is the member's position, and ``Enum_t(i)`` the member at position ``i``, as
+    HugeCTR's pybind11 enums number theirs (C++ declaration order; legacy extras come last).
+
+    >>> int(Check_t.Non), Check_t(0), Check_t("Non")
+    (1, Check_t.Sum, Check_t.Non)
+    """
 
     def __str__(self) -> str:
         return f"{type(self).__name__}.{self.name}"
 
     __repr__ = __str__
+
+    def __int__(self) -> int:
+        return list(type(self)).index(self)
+
+    __index__ = __int__
+
+    @classmethod
+    def _missing_(cls, value):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(cls):
+            return list(cls)[value]
+        return None
 
 
 def _members(*names: str) -> dict[str, str]:

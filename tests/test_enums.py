@@ -147,3 +147,14 @@ def test_coerce_accepts_member_or_name_and_lists_valid_ones():
         coerce(hugectr.Update_t, "Lazy", "update_type")
     with pytest.raises(TypeError, match="got 3"):
         coerce(hugectr.Update_t, 3, "update_type")
+
+
+def test_int_protocol_is_the_pybind_position():
+    """``int(member)`` is its position and ``Enum_t(i)`` the member there, as HugeCTR's pybind11 enums."""
+    assert int(hugectr.Optimizer_t.SGD) == HEAD_ENUMS["Optimizer_t"].index("SGD")
+    assert int(hugectr.Layer_t.InnerProduct) == HEAD_ENUMS["Layer_t"].index("InnerProduct")
+    assert hugectr.Check_t(1) is hugectr.Check_t.Non and hugectr.Check_t("Sum") is hugectr.Check_t.Sum
+    assert ["a", "b"][hugectr.Check_t.Non] == "b"                 # usable as an index, as pybind11's enums are
+    for bad in (2, -1, True):
+        with pytest.raises(ValueError):
+            hugectr.Check_t(bad)

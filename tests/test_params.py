@@ -4,6 +4,7 @@ Every expected value is written out here from the API inventory (reference §1.3
 and HugeCTR's Python-interface docs (seed 001), not read back from ``hugectr.params``.
 """
 
+import numpy as np
 import pytest
 
 import hugectr
@@ -92,7 +93,7 @@ def test_create_solver_value_errors(kwargs):
         hugectr.CreateSolver(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [dict(batchsize="1024"), dict(repeat_dataset=1), dict(vvgpu=[]),
+@pytest.mark.parametrize("kwargs", [dict(batchsize="1024"), dict(repeat_dataset=2), dict(vvgpu=[]),
                                     dict(vvgpu=[["0"]]), dict(vvgpu=0), dict(lr_policy="step"),
                                     dict(metrics_spec={"ROC": 1.0})])
 def test_create_solver_type_errors(kwargs):
@@ -154,7 +155,19 @@ def test_create_optimizer_errors():
     with pytest.raises(TypeError, match="optimizer_type"):
         hugectr.CreateOptimizer(optimizer_type="Adamw")
     with pytest.raises(TypeError, match="atomic_update"):
-        hugectr.CreateOptimizer(atomic_update=1)
+        hugectr.CreateOptimizer(atomic_update=2)
+
+
+@pytest.mark.parametrize("flag", [1, np.int64(1), np.bool_(True)])
+def test_bool_keywords_take_what_pybind11_takes(flag):
+    """pybind11's bool caster takes numpy bools and the ints 0 / 1; the stored value is a real bool."""
+    solver = hugectr.CreateSolver(repeat_dataset=flag, i64_input_key=np.bool_(False))
+    assert solver.repeat_dataset is True and solver.i64_input_key is False
+    assert hugectr.CreateOptimizer(atomic_update=flag).atomic_update is True
+    assert hugectr.DataReaderSparseParam("data", 1, flag, 26).is_fixed_length is True
+    assert hugectr.AsyncParam(1, 4, shuffle=0).shuffle is False
+    with pytest.raises(TypeError, match="repeat_dataset must be True or False"):
+        hugectr.CreateSolver(repeat_dataset="yes")
 
 
 @pytest.mark.parametrize("optimizer", ["SGD", "MomentumSGD", "Nesterov", "AdaGrad", "Ftrl", "RMSProp"])
@@ -306,7 +319,6 @@ def test_data_source_params():
 
 
 def test_numpy_integers_are_accepted_like_pybind():
-    import numpy as np
     solver = hugectr.CreateSolver(batchsize=np.int64(1024), batchsize_eval=np.int32(512))
     assert solver.batchsize == 1024 and type(solver.batchsize) is int
     assert _reader(slot_size_array=np.array([10, 20])).slot_size_array == [10, 20]

@@ -95,7 +95,7 @@ class DataGeneratorParams:
                      "num_threads"):
             require_int(owner, name, getattr(self, name), minimum=1)
         for name in ("i64_input_key", "float_label_dense"):
-            require_bool(owner, name, getattr(self, name))
+            setattr(self, name, require_bool(owner, name, getattr(self, name)))
         for name in ("source", "eval_source"):
             require_str(owner, name, getattr(self, name), allow_empty=False)
         self.alpha = require_number(owner, "alpha", self.alpha)

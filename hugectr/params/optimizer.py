@@ -38,7 +38,7 @@ class OptParamsPy:
         for name in ("beta", "lambda1", "lambda2", "beta1", "beta2", "epsilon", "initial_accu_value",
                      "momentum_factor"):
             setattr(self, name, require_number(owner, name, getattr(self, name)))
-        require_bool(owner, "atomic_update", self.atomic_update)
+        self.atomic_update = require_bool(owner, "atomic_update", self.atomic_update)
         if self.update_type is Update_t.LazyGlobal and self.optimizer_type is not Optimizer_t.Adam:
             raise ValueError(f"{owner}: Update_t.LazyGlobal works with Optimizer_t.Adam only, "
                              f"got {self.optimizer_type}; use Update_t.Local or Update_t.Global")

@@ -42,7 +42,7 @@ class AsyncParam:
         for name in ("max_num_requests_per_thread", "io_depth", "io_alignment"):
             require_int("AsyncParam", name, bound[name], minimum=0)
         for name in ("shuffle", "multi_hot_reader", "is_dense_float"):
-            require_bool("AsyncParam", name, bound[name])
+            bound[name] = require_bool("AsyncParam", name, bound[name])
         bound["aligned_type"] = coerce(Alignment_t, bound["aligned_type"], "AsyncParam: aligned_type")
         self.__dict__.update(bound)
 
@@ -105,7 +105,7 @@ class DataReaderParams:
             require_int(owner, name, b[name], minimum=0)
         require_int(owner, "num_workers", b["num_workers"], minimum=1)
         for name in ("float_label_dense", "read_file_sequentially"):
-            require_bool(owner, name, b[name])
+            b[name] = require_bool(owner, name, b[name])
         b["slot_size_array"] = require_int_list(owner, "slot_size_array", b["slot_size_array"])
         if any(size <= 0 for size in b["slot_size_array"]):
             raise ValueError(f"{owner}: every slot_size_array entry must be > 0, got {b['slot_size_array']}")

@@ -81,7 +81,7 @@ class Solver:
             setattr(self, name, require_number(owner, name, getattr(self, name)))
         for f in dataclasses.fields(self):
             if f.type == "bool":
-                require_bool(owner, f.name, getattr(self, f.name))
+                setattr(self, f.name, require_bool(owner, f.name, getattr(self, f.name)))
         self.lr_policy = coerce(LrPolicy_t, self.lr_policy, "CreateSolver: lr_policy")
         self.device_layout = coerce(DeviceLayout, self.device_layout, "CreateSolver: device_layout")
         self.all_reduce_algo = coerce(AllReduceAlgo, self.all_reduce_algo, "CreateSolver: all_reduce_algo")
