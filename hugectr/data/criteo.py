@@ -83,7 +83,7 @@ class CriteoConversion:
         if self.train_lines is not None:
             require_int(owner, "train_lines", self.train_lines, minimum=0)
         for name in ("log_dense", "i64_input_key", "float_label_dense"):
-            setattr(self, name, require_bool(owner, name, getattr(self, name)))
+            object.__setattr__(self, name, require_bool(owner, name, getattr(self, name)))
         require_str(owner, "output_dir", self.output_dir, allow_empty=False)
         fill = require_number(owner, "dense_fill", self.dense_fill)
         if self.format is DataReaderType_t.Raw and not self.float_label_dense and (
