@@ -80,8 +80,9 @@ class ModelFiles:
             log.info(f"Resume the dense optimizer at step {saved['step_count']}, the learning rate scheduler "
                      f"at step {saved['lr_scheduler_step']}")
 
-    def load_sparse_optimizer_states(self, sparse_opt_states_files) -> None:
-        """Load each embedding's optimizer state (a list in add order, or a dict by embedding name).
+    def load_sparse_optimizer_states(self, sparse_opt_states_files=None, *, sparse_opt_states_files_map=None) -> None:
+        """Load each embedding's optimizer state (a list in add order, or a dict by embedding name;
+        ``sparse_opt_states_files_map=`` is the dict overload's keyword in HugeCTR's docs).
 
         Row i of each state is key i of the sparse model's key file, so a file written with another
         capacity (another GPU count) loads too, as long as its rows cover the table's keys.
@@ -89,7 +90,9 @@ class ModelFiles:
         last steps; HugeCTR's files lack them and they then stay as they are (as in HugeCTR).
         """
         self._require_compiled("load_sparse_optimizer_states")
-        for name, path in self._by_embedding(sparse_opt_states_files, "load_sparse_optimizer_states").items():
+        files = _list_or_map("load_sparse_optimizer_states", "sparse_opt_states_files", sparse_opt_states_files,
+                             sparse_opt_states_files_map)
+        for name, path in self._by_embedding(files, "load_sparse_optimizer_states").items():
             table = self.engine.tables[name][1]
             what = f"load_sparse_optimizer_states('{name}')"
             values = checkpoint.read_float_states(path, None, what, self.files_source)
@@ -97,9 +100,13 @@ class ModelFiles:
             table.load_optimizer_states(_state_rows(table, torch.from_numpy(values), what, path))
             checkpoint.restore_sparse_optimizer(table, step, last_step, what)
 
-    def load_sparse_weights(self, sparse_embedding_files) -> None:
+    def load_sparse_weights(self, sparse_embedding_files=None, *, sparse_embedding_files_map=None) -> None:
+        """Load each embedding's key / vector files (a list in add order, or a dict by embedding name;
+        ``sparse_embedding_files_map=`` is the dict overload's keyword in HugeCTR's docs)."""
         self._require_compiled("load_sparse_weights")
-        for name, path in self._by_embedding(sparse_embedding_files, "load_sparse_weights").items():
+        files = _list_or_map("load_sparse_weights", "sparse_embedding_files", sparse_embedding_files,
+                             sparse_embedding_files_map)
+        for name, path in self._by_embedding(files, "load_sparse_weights").items():
             table = self.engine.tables[name][1]
             keys, vectors, slot_ids = checkpoint.read_sparse(path, table.embedding_vec_size, name, self.files_source)
             table.load(torch.from_numpy(keys), torch.from_numpy(vectors),
@@ -184,3 +191,15 @@ def _state_rows(table, values: torch.Tensor, what: str, path: str) -> list[torch
 def table_keys(table) -> int:
     """Keys the table holds (all ranks' for a sharded one)."""
     return table.global_size() if hasattr(table, "global_size") else table.size
+
+
+def _list_or_map(what: str, list_name: str, files, files_map):
+    """The one argument of HugeCTR's two overloads: the list (or dict) positionally / as ``list_name``, or
+    the dict as ``list_name + '_map'``."""
+    if (files is None) == (files_map is None):
+        raise TypeError(f"Model.{what}() takes either {list_name} (a list in add order, or a dict by embedding "
+                        f"name) or {list_name}_map (a dict by embedding name), exactly one of them")
+    if files_map is not None and not isinstance(files_map, dict):
+        raise TypeError(f"Model.{what}(): {list_name}_map must be a dict of embedding name -> path, got "
+                        f"{type(files_map).__name__}")
+    return files if files_map is None else files_map

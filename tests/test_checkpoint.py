@@ -60,6 +60,15 @@ def test_load_round_trip_gives_same_predictions(planted_data, build_small_model,
     assert eval_auc(target) == pytest.approx(expected, abs=1e-7)
     target.load_sparse_weights({"emb": str(tmp_path / "m0_sparse_3.model")})   # the dict form
     assert eval_auc(target) == pytest.approx(expected, abs=1e-7)
+    fresh = build_small_model(planted_data, seed=99)
+    fresh.load_dense_weights(str(tmp_path / "m_dense_3.model"))
+    fresh.load_sparse_weights(sparse_embedding_files_map={"emb": str(tmp_path / "m0_sparse_3.model")})  # docs' name
+    fresh.load_sparse_optimizer_states(sparse_opt_states_files_map={"emb": str(tmp_path / "m0_opt_sparse_3.model")})
+    assert eval_auc(fresh) == pytest.approx(expected, abs=1e-7)
+    with pytest.raises(TypeError, match="either sparse_embedding_files .* or sparse_embedding_files_map"):
+        fresh.load_sparse_weights()
+    with pytest.raises(TypeError, match="sparse_embedding_files_map must be a dict"):
+        fresh.load_sparse_weights(sparse_embedding_files_map=[str(tmp_path / "m0_sparse_3.model")])
 
 
 def test_load_errors_name_the_file(planted_data, build_small_model, tmp_path):

@@ -35,7 +35,7 @@ def test_table_config_fields_and_keywords():
     (lambda: T("t", 10, 4, None, -1.0), TypeError, "init_param_or_empty"),
     (lambda: T("t", 10, 4, vocab=3), TypeError, "unknown keyword.*'vocab'"),
     (lambda: hugectr.EmbeddingCollectionConfig(comm_strategy="Ring"), TypeError, "CommunicationStrategy"),
-    (lambda: hugectr.EmbeddingCollectionConfig(use_exclusive_keys=1), TypeError, "use_exclusive_keys"),
+    (lambda: hugectr.EmbeddingCollectionConfig(use_exclusive_keys=2), TypeError, "use_exclusive_keys"),
 ])
 def test_table_and_collection_argument_errors(make, error, pattern):
     with pytest.raises(error, match=pattern):
