@@ -12,6 +12,7 @@ level (``hugectr.Adam``), as HugeCTR's pybind module does.
 
 from . import data, tools  # noqa: F401  (hugectr.data.DataSourceParams, hugectr.tools.DataGenerator)
 from .callbacks import TrainingCallback
+from .distributed.launch import quiet_until_joined as _quiet_until_joined
 from .enums import *  # noqa: F401,F403
 from .enums import module_level_members as _module_level_members
 from .model import Model
@@ -20,6 +21,7 @@ from .params import *  # noqa: F401,F403
 from .version import __version__
 
 globals().update(_module_level_members())
-del _module_level_members
+_quiet_until_joined()   # in a rank that a plain script started: the parent printed this part already
+del _module_level_members, _quiet_until_joined
 
 __all__ = ["Model", "TrainingCallback", "LearningRateScheduler", "__version__"]

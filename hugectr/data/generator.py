@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import log
+from ..distributed import launch
 from .._checks import (bind_arguments, reject_unknown_keywords, require_bool, require_int, require_int_list,
                        require_number, require_str)
 from ..enums import Check_t, DataReaderType_t, Distribution_t, PowerLaw_t, coerce
@@ -137,7 +138,8 @@ class DataGenerator:
         if writer is None:
             raise ValueError(f"DataGenerator: HugeCTR's generator writes Norm, Raw and Parquet, not {params.format}; "
                              "write RawAsync data as Raw")
-        writer(params)
+        # Once for all ranks: a plain script with several GPUs runs in every rank (hugectr.distributed.launch).
+        launch.once_across_ranks(lambda: writer(params))
 
 
 def power_law_alpha(params: DataGeneratorParams) -> float | None:

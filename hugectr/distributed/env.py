@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .launch import speak_if_rank_zero
+
 # (rank, world size, local rank) variables of each launcher, in the order they are trusted.
 _LAUNCHER_VARIABLES = (
     ("torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK"),
@@ -128,6 +130,7 @@ def init_ranks(vvgpu: list[list[int]]) -> None:
         dist.init_process_group("nccl", rank=launched.rank, world_size=launched.world)
     else:
         dist.init_process_group("gloo", rank=launched.rank, world_size=launched.world)
+    speak_if_rank_zero(launched.rank)          # a relaunched rank: rank 0 prints from here on
     # The group is ours: close it when the script ends. A process that exits with gloo's or NCCL's
     # threads still running can abort in their destructors (exit code 134 after a clean run).
     atexit.register(_close_group)

@@ -1,8 +1,14 @@
 """One process per GPU for a plain ``python script.py`` whose ``vvgpu`` names several GPUs of this node.
 
 The parent re-runs the same command (interpreter options, script and arguments) once per GPU with
-torchrun's variables set (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``),
-waits for the ranks, and exits with the worst exit code. The first rank that fails stops the others
+torchrun's variables set (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``)
+and ``HUGECTR_RELAUNCHED=1``, waits for the ranks, and exits with the worst exit code.
+
+The parent has run the script up to ``Model(...)`` when it starts the ranks, so what comes before
+that already happened once, as in HugeCTR's one process per node: in the ranks, the standard output
+stays quiet until ``Model(...)`` has joined them and then only rank 0 prints (``quiet_until_joined``,
+``speak_if_rank_zero``), and ``DataGenerator.generate()`` before ``Model(...)`` is skipped
+(``once_across_ranks``) instead of every rank racing to write the same files. The first rank that fails stops the others
 (SIGTERM, then SIGKILL after a grace period), so a crash never leaves the rest waiting in a
 collective. Several nodes need a launcher on every node (torchrun, mpirun): the parent cannot
 start processes elsewhere.
@@ -10,15 +16,68 @@ start processes elsewhere.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+
+import torch.distributed
 
 _POLL_SECONDS = 0.05
 _GRACE_SECONDS = 10.0
+RELAUNCHED = "HUGECTR_RELAUNCHED"       # set in the ranks that a plain ``python script.py`` started
+_saved_stdout = None
+
+
+def relaunched() -> bool:
+    """Whether this process is a rank that a plain ``python script.py`` (the parent) started."""
+    return os.environ.get(RELAUNCHED) == "1"
+
+
+class _Discard(io.TextIOBase):
+    """A text stream that drops what is written to it."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def quiet_until_joined() -> None:
+    """In a relaunched rank, drop standard output until ``Model(...)`` joins the ranks: the parent has
+    printed it already (it ran the script that far). Standard error is left alone."""
+    global _saved_stdout
+    if relaunched() and _saved_stdout is None:
+        _saved_stdout, sys.stdout = sys.stdout, _Discard()
+
+
+def speak_if_rank_zero(rank: int) -> None:
+    """Once the ranks are joined: rank 0 prints from here on (as HugeCTR's one process), the others stay quiet."""
+    global _saved_stdout
+    if _saved_stdout is not None and rank == 0:
+        sys.stdout, _saved_stdout = _saved_stdout, None
+
+
+def once_across_ranks(action: Callable[[], None]) -> None:
+    """Run a side effect that writes shared files (data generation) once for all ranks.
+
+    Before ``Model(...)`` in a relaunched rank it is skipped: the parent ran it before starting the
+    ranks. Once the ranks are joined, rank 0 runs it and the others wait for it at a barrier.
+    Elsewhere (one process, or ranks of torchrun / mpirun before ``Model(...)``) it simply runs.
+    """
+    from . import env
+
+    if env.is_distributed():
+        if env.rank() == 0:
+            action()
+        torch.distributed.barrier()
+    elif not relaunched():          # a relaunched rank before Model(...): the parent ran it already
+        action()
 
 
 def free_port() -> int:
@@ -47,7 +106,7 @@ def rank_environment(base: dict[str, str], rank: int, world: int, port: int) -> 
     """
     env = dict(base)
     env.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
-               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), **{RELAUNCHED: "1"})
     return env
 
 

@@ -114,3 +114,49 @@ def test_run_local_ranks_reports_the_failure():
     code = "import os, sys; sys.exit(5 if os.environ['RANK'] == '1' else 0)"
     assert launch.run_local_ranks([sys.executable, "-c", code], 2) == 5
     assert launch.run_local_ranks([sys.executable, "-c", "pass"], 2) == 0
+
+
+GENERATING_SCRIPT = textwrap.dedent("""
+    import hashlib, os, sys
+    import torch.distributed as dist
+    import hugectr
+    from hugectr.tools import DataGenerator, DataGeneratorParams
+
+    out = sys.argv[1]
+
+    def generate(name):
+        source = os.path.join(out, name, "file_list.txt")
+        DataGenerator(DataGeneratorParams(hugectr.DataReaderType_t.Parquet, 1, 2, 2, False, source,
+                                          os.path.join(out, name, "file_list_test.txt"), [10, 10], num_files=1,
+                                          eval_num_files=1, num_samples_per_file=64, num_samples=64,
+                                          eval_num_samples=64)).generate()
+        return hashlib.md5(open(os.path.join(out, name, "train", "gen_0.parquet"), "rb").read()).hexdigest()
+
+    print("before Model", flush=True)
+    before = generate("before")                    # a HugeCTR script makes its data first
+    solver = hugectr.CreateSolver(vvgpu=[[0, 1]], batchsize=64, batchsize_eval=64)
+    reader = hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.Parquet, source=["unused"],
+                                      eval_source="unused", check_type=hugectr.Check_t.Non)
+    model = hugectr.Model(solver, reader, hugectr.CreateOptimizer())
+    after = generate("after")
+    print(f"after Model on rank {dist.get_rank()}", flush=True)
+    with open(os.path.join(out, f"rank{dist.get_rank()}"), "w") as f:
+        f.write(f"{before} {after}")
+""")
+
+
+def test_plain_script_side_effects_and_prints_happen_once(tmp_path):
+    """What runs before Model(...) ran in the launching process: the ranks neither repeat its prints nor
+    regenerate its data (which raced on the same files); after Model(...) rank 0 generates, the others wait."""
+    script = tmp_path / "generate.py"
+    script.write_text(GENERATING_SCRIPT)
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "PYTEST_CURRENT_TEST")}
+    environment.update(HUGECTR_DEVICE="cpu", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], env=environment, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("before Model") == 1
+    assert result.stdout.count("after Model on rank 0") == 1 and "on rank 1" not in result.stdout
+    assert result.stdout.count("Model Init") == 1
+    assert (tmp_path / "rank0").read_text() == (tmp_path / "rank1").read_text()   # the same files, written once
