@@ -4,6 +4,7 @@ from .dense_layer import DenseLayer
 from .embedding_collection import EmbeddingCollectionConfig, EmbeddingTableConfig
 from .graph import DataReaderSparseParam, DenseLayerComputeConfig, Input, SparseEmbedding
 from .group_dense_layer import GroupDenseLayer
+from .hybrid_embedding import HybridEmbeddingParam
 from .optimizer import CreateOptimizer, OptParamsPy
 from .reader import AsyncParam, DataReaderParams, DataSourceParams
 from .solver import CreateSolver, Solver
@@ -11,6 +12,6 @@ from .solver import CreateSolver, Solver
 __all__ = [
     "AsyncParam", "CreateOptimizer", "CreateSolver", "DataReaderParams", "DataReaderSparseParam",
     "DataSourceParams", "DenseLayer", "DenseLayerComputeConfig", "EmbeddingCollectionConfig", "EmbeddingTableConfig",
-    "GroupDenseLayer", "Input", "OptParamsPy", "Solver",
+    "GroupDenseLayer", "HybridEmbeddingParam", "Input", "OptParamsPy", "Solver",
     "SparseEmbedding",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .._checks import (bind_arguments, require_bool, require_int, require_int_list, require_str,
                        require_str_list)
 from ..enums import Embedding_t, coerce
+from .hybrid_embedding import HybridEmbeddingParam
 from .optimizer import OptParamsPy
 
 
@@ -148,6 +149,11 @@ class SparseEmbedding:
         if b["optimizer"] is not None and not isinstance(b["optimizer"], OptParamsPy):
             raise TypeError(f"{owner}: optimizer must come from hugectr.CreateOptimizer, got {b['optimizer']!r}")
         self.optimizer = b["optimizer"]
+        if b["hybrid_embedding_param"] is not None and not isinstance(b["hybrid_embedding_param"],
+                                                                      HybridEmbeddingParam):
+            raise TypeError(f"{owner}: hybrid_embedding_param must come from hugectr.HybridEmbeddingParam, got "
+                            f"{b['hybrid_embedding_param']!r}")
+        self.hybrid_embedding_param = b["hybrid_embedding_param"]
         if self.workspace_size_per_gpu_in_mb == 0 and not self.slot_size_array:
             raise ValueError(f"{owner} '{self.sparse_embedding_name}': give workspace_size_per_gpu_in_mb (> 0) "
                              "or slot_size_array so the table capacity is known")
