@@ -9,6 +9,7 @@ import torch
 from . import fit as fit_loops
 from . import log
 from . import tensor_checkout
+from .io import predictions
 from .data.device_feed import DeviceFeed
 from .data.reader import DataReader, SourceOptions, parquet_worker_count
 from .distributed import data_parallel, env
@@ -306,6 +307,12 @@ class Model(ModelFiles):
         (``Tensor_t.Evaluate``: its values) as a float32 NumPy array (``hugectr.tensor_checkout``)."""
         self._require_compiled("check_out_tensor")
         return tensor_checkout.check_out(self, tensor_name, tensor_type)
+
+    def export_predictions(self, output_prediction_file_name: str, output_label_file_name: str) -> None:
+        """HugeCTR <= 23.08: append the last eval batch's predictions and labels to two text files
+        (``hugectr.io.predictions``); call it after each ``eval()`` to collect a whole evaluation."""
+        self._require_compiled("export_predictions")
+        predictions.export_last_eval(self.engine, output_prediction_file_name, output_label_file_name)
 
     def check_overflow(self) -> None:
         """Raise if a table ran out of rows (GPU lookups report it without stopping the stream)."""

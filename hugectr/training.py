@@ -85,6 +85,7 @@ class StepEngine:
         self.metrics_label = sorted(network.loss_labels)[0]   # HugeCTR: the loss whose label sorts first
         self.keep: tuple[str, ...] = ()                       # extra tensors to hold after each step
         self.kept: dict[str, torch.Tensor] = {}
+        self.last_eval: tuple[torch.Tensor, torch.Tensor] | None = None   # (probabilities, labels) of the last eval batch
         self.collections = list(collections or [])            # EmbeddingCollection runtimes
         self.recorder = StepRecorder(network, flat, settings.device)   # what check_out_tensor replays
         self.gradient_sum = GradientAllReduce(flat)                   # no-op on one rank
@@ -178,9 +179,10 @@ class StepEngine:
         terms = self.network.regularization(self.settings.per_gpu_batch)
         label = self.metrics_label
         loss_layer = next(layer for layer in self.network.loss_layers() if layer.label_name == label)
-        probabilities = loss_layer.probabilities(predictions[label].float())
+        probabilities = self._owned(loss_layer.probabilities(predictions[label].float()))
         eval_loss = loss_layer.reported_loss(losses[label], terms.get(label), self.label_weights.get(label, 1.0))
-        metrics.update(probabilities, self._owned(labels[label]), self._owned(eval_loss), share(batch))
+        self.last_eval = (probabilities, self._owned(labels[label]))    # export_predictions writes it
+        metrics.update(*self.last_eval, self._owned(eval_loss), share(batch))
 
 
 def _weighted(loss: torch.Tensor, part: float) -> torch.Tensor:

@@ -123,6 +123,16 @@ def train_case(data: GeneratedData, optimizer: str, steps: int, snapshot_prefix:
             "rank": env.rank()}
 
 
+def export_case(data: GeneratedData, prefix: str) -> None:
+    """Train 2 steps, then evaluate 2 batches, exporting each (``export_predictions``) to ``prefix``.pred/.label."""
+    model = build_model(data, "SGD")
+    model.fit(max_iter=2, display=0, eval_interval=0, snapshot=0)
+    model.start_data_reading()
+    for _ in range(2):
+        model.eval()
+        model.export_predictions(f"{prefix}.pred", f"{prefix}.label")
+
+
 def uneven_epoch_case(data: GeneratedData) -> dict:
     """Epoch mode, partial last batches kept in training and evaluation (1024 samples: the last global batch
     of 112 holds 16, all on rank 0 of 2, none on rank 1)."""

@@ -57,6 +57,16 @@ def test_two_ranks_train_like_one_rank_with_the_global_batch(data, optimizer, tm
     np.testing.assert_array_equal(np.sort(keys_two), np.sort(keys_one))
 
 
+def test_export_predictions_writes_the_global_batch_once(data, tmp_path):
+    run_ranks(1, cases.export_case, data, str(tmp_path / "one"))
+    run_ranks(2, cases.export_case, data, str(tmp_path / "two"))
+    for suffix in ("pred", "label"):
+        one = np.array((tmp_path / f"one.{suffix}").read_text().split(), dtype=np.float64)
+        two = np.array((tmp_path / f"two.{suffix}").read_text().split(), dtype=np.float64)
+        assert one.shape == two.shape == (2 * 96,)              # two global eval batches, written by rank 0 only
+        np.testing.assert_allclose(two, one, atol=TOLERANCE, rtol=0)
+
+
 def test_uneven_last_batches_count_each_sample_once_and_do_not_hang(data):
     """Epoch mode keeps partial batches: the last one (16 samples) gives rank 1 nothing, in training and eval."""
     one = run_ranks(1, cases.uneven_epoch_case, data)[0]
