@@ -206,14 +206,19 @@ class Model(ModelFiles):
                           source_options=SourceOptions(num_samples=num_samples, seed=self.seed),
                           part=(env.rank(), env.world_size()))    # batch_size is global: this rank's part
 
+    def _require_input(self, what: str) -> None:
+        if self.graph.input is None:
+            raise RuntimeError(f"Model.{what}: add the Input first (the readers are made from it, as in HugeCTR)")
+
     def get_data_reader_train(self) -> DataReader:
-        self._require_compiled("get_data_reader_train")
+        """The training reader (made once the Input is added, as HugeCTR makes it in ``add(Input)``)."""
+        self._require_input("get_data_reader_train")
         if self._train_reader is None:
             self._train_reader = self._make_reader(self.reader_params.source[0], self.solver.batchsize)
         return self._train_reader
 
     def get_data_reader_eval(self) -> DataReader:
-        self._require_compiled("get_data_reader_eval")
+        self._require_input("get_data_reader_eval")
         if self._eval_reader is None:
             self._eval_reader = self._make_reader(self.reader_params.eval_source, self.solver.batchsize_eval)
         return self._eval_reader

@@ -168,16 +168,16 @@ class DataReader:
         if finalizer is not None:
             finalizer()
 
-    def set_source(self, source: str = "") -> None:
-        """Restart from the first file of ``source`` ("" = the current source); clears end-of-file.
+    def set_source(self, file_name: str = "") -> None:
+        """Restart from the first file of ``file_name`` ("" = the current source); clears end-of-file.
 
         A named source is read again even when the name is unchanged (the list may have been rewritten).
         """
         self.close()
-        if source:
-            self._chunk_source = open_source(self.reader_params, self.input, source, self.i64_input_key,
+        if file_name:
+            self._chunk_source = open_source(self.reader_params, self.input, file_name, self.i64_input_key,
                                              self.source_options)
-            self.source = source
+            self.source = file_name
             self.generation += 1
         self._eof, self._failure = False, None
         self.start()
@@ -185,6 +185,18 @@ class DataReader:
     def is_eof(self) -> bool:
         """True once ``next_batch`` has returned None (epoch mode), until ``set_source``."""
         return self._eof
+
+    def is_started(self) -> bool:
+        """Whether the reading threads run (``start``, ``set_source`` or the first batch started them)."""
+        return bool(self._workers)
+
+    def ready_to_collect(self) -> bool:
+        """Whether the next batch in order (or the end of the data) is there already: taking it would not wait."""
+        if self._eof or self._failure is not None:
+            return True
+        if not self._live:
+            return False
+        return not self._workers[self._live[self._position % len(self._live)]].queue.empty()
 
     # -- batches -----------------------------------------------------------------------------
     def next_batch(self) -> Batch | None:

@@ -12,6 +12,7 @@ last batch of an epoch may be partial; a Raw file is cut into ``ceil(num_samples
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -277,3 +278,32 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     positive, negative = scores[labels == 1], scores[labels == 0]
     greater = (positive[:, None] > negative[None, :]).sum() + 0.5 * (positive[:, None] == negative[None, :]).sum()
     return float(greater / (positive.size * negative.size))
+
+
+def test_reader_has_hugectr_names_and_exists_from_add_input(datasets):
+    """HugeCTR makes the readers in add(Input): they exist before compile(); their class answers to the
+    names HugeCTR's releases gave it; set_source takes file_name=; is_started / ready_to_collect report."""
+    file_lists, eval_list = datasets[hugectr.DataReaderType_t.Parquet]
+    solver = hugectr.CreateSolver(batchsize=BATCH, batchsize_eval=BATCH_EVAL, vvgpu=[[0]], repeat_dataset=False,
+                                  i64_input_key=False)
+    reader = hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.Parquet, source=[file_lists[0]],
+                                      eval_source=eval_list, check_type=hugectr.Check_t.Non, slot_size_array=SLOTS)
+    model = hugectr.Model(solver, reader, hugectr.CreateOptimizer())
+    with pytest.raises(RuntimeError, match="add the Input first"):
+        model.get_data_reader_train()
+    add_small_network(model, len(SLOTS), DENSE, hidden=None)
+    data_reader = model.get_data_reader_train()                      # before compile, as in HugeCTR
+    for name in ("IDataReader", "Core23DataReader64", "Core23DataReader32", "DataReader64", "DataReader32"):
+        assert isinstance(data_reader, getattr(hugectr, name))
+    assert not data_reader.is_started() and not data_reader.ready_to_collect()
+    data_reader.set_source(file_name=file_lists[1])
+    assert data_reader.is_started()
+    deadline = time.monotonic() + 30
+    while not data_reader.ready_to_collect():                        # the threads read ahead
+        assert time.monotonic() < deadline, "no batch became ready"
+        time.sleep(0.01)
+    model.compile()
+    steps = 0
+    while model.train():
+        steps += 1
+    assert steps > 0 and data_reader.is_eof() and data_reader.ready_to_collect()   # the end is there too
