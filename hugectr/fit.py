@@ -122,7 +122,7 @@ def fit_non_epoch(model, max_iter: int, display: int, eval_interval: int, snapsh
                          f"{iteration * solver.batchsize / max(seconds, 1e-9):f} records/s.")
                 return
             log.info(f"Eval Time for {solver.max_eval_batches} iters: {log.number(eval_watch.elapsed())}s")
-        if snapshot > 0 and (iteration + 1) % snapshot == 0:
+        if snapshot > 0 and (iteration + 1) % snapshot == 0 and iteration != 0:   # HugeCTR: never after step 1
             model.save_params_to_files(prefix, iteration + 1)
     for callback in callbacks:
         callback.on_training_end(max_iter - 1)
@@ -154,7 +154,7 @@ def fit_epoch(model, num_epochs: int, display: int, eval_interval: int, snapshot
                              f"{iteration * solver.batchsize / max(seconds, 1e-9):f} records/s.")
                     return
                 log.info(f"Eval Time for {solver.max_eval_batches} iters: {log.number(eval_watch.elapsed())}s")
-            if snapshot > 0 and (iteration + 1) % snapshot == 0:
+            if snapshot > 0 and (iteration + 1) % snapshot == 0 and iteration != 0:   # never after step 1
                 model.save_params_to_files(prefix, iteration + 1)
             iteration += 1
     log.info(f"Finish {num_epochs} epochs {iteration} global iterations with batchsize {solver.batchsize} "

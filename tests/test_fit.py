@@ -71,6 +71,20 @@ def test_epoch_mode_lines_and_end_of_data(planted_data, build_small_model, capsy
     assert re.fullmatch(r"Finish 2 epochs 34 global iterations with batchsize 64 in [\d.]+s\.", lines[-1])
 
 
+@pytest.mark.parametrize("repeat", [True, False], ids=["non-epoch", "epoch"])
+def test_snapshot_every_step_skips_the_first_as_hugectr(planted_data, build_small_model, tmp_path, repeat):
+    """HugeCTR's fit writes a snapshot when (iter + 1) % snapshot == 0 and iter != 0 (0-based), in both modes."""
+    model = build_small_model(planted_data, repeat_dataset=repeat)
+    prefix = str(tmp_path / "s")
+    if repeat:
+        model.fit(max_iter=3, display=0, eval_interval=0, snapshot=1, snapshot_prefix=prefix)
+    else:
+        model.fit(num_epochs=1, display=0, eval_interval=0, snapshot=1, snapshot_prefix=prefix)
+    written = sorted(int(p.name.split("_")[-1].split(".")[0]) for p in tmp_path.glob("s_dense_*.model"))
+    # epoch mode: 16 batches, and the 17th train() that meets the end of the data counts as an iteration too
+    assert written == ([2, 3] if repeat else list(range(2, 18)))
+
+
 def test_low_level_epoch_loop(planted_data, build_small_model):
     model = build_small_model(planted_data, repeat_dataset=False, batchsize=100, batchsize_eval=100)
     reader = model.get_data_reader_train()
