@@ -17,6 +17,7 @@ from .distributed.launch import quiet_until_joined as _quiet_until_joined
 from .enums import *  # noqa: F401,F403
 from .enums import module_level_members as _module_level_members
 from .model import Model
+from . import inference  # noqa: E402,F401  (hugectr.inference.InferenceParams, CreateInferenceSession)
 from .optimizers.lr_scheduler import LearningRateScheduler
 from .params import *  # noqa: F401,F403
 from .version import __version__
