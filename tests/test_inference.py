@@ -60,7 +60,7 @@ def test_inference_model_predicts_and_evaluates_as_the_trained_model(snapshot, p
 
 
 def test_session_predicts_csr_arrays_as_the_files(snapshot, planted_data):
-    folder, expected, _ = snapshot
+    folder, expected, auc = snapshot
     session = CreateInferenceSession(str(folder / "graph.json"), params(folder))
     table = pq.read_table(read_file_list(planted_data.eval_source)[0])
     dense_dim, slots = planted_data.dense_dim, len(planted_data.slot_size_array)
@@ -78,6 +78,12 @@ def test_session_predicts_csr_arrays_as_the_files(snapshot, planted_data):
                                expected[:samples, 0], rtol=1e-6, atol=1e-7)
     assert session.predict(dense_feature=dense.reshape(-1), embeddingcolumns=keys, row_ptrs=row_ptrs) == \
         pytest.approx(result)
+    # the session's file overloads take num_samples before data_source_params, as HugeCTR's
+    by_position = session.predict(1, planted_data.eval_source, hugectr.DataReaderType_t.Parquet, hugectr.Check_t.Non,
+                                  planted_data.slot_size_array, 0, hugectr.data.DataSourceParams())
+    np.testing.assert_allclose(by_position[:samples, 0], expected[:samples, 0], rtol=1e-6, atol=1e-7)
+    assert session.evaluate(2, planted_data.eval_source, hugectr.DataReaderType_t.Parquet, hugectr.Check_t.Non,
+                            planted_data.slot_size_array, 0) == pytest.approx(auc, abs=1e-7)
     with pytest.raises(ValueError, match="row_ptrs holds 10 offsets.*need 16"):
         session.predict(dense.reshape(-1), keys, row_ptrs[:10])
     with pytest.raises(ValueError, match="row_ptrs ask for 15 keys, embeddingcolumns holds 14"):

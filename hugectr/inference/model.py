@@ -17,7 +17,7 @@ import torch
 from ..data.batch import Batch
 from ..data.reader import DataReader, SourceOptions
 from ..embedding.sparse_batch import SparseBatch
-from ..enums import Check_t, DataReaderType_t, MetricsType, Optimizer_t
+from ..enums import Check_t, DataReaderType_t, MetricsType, Optimizer_t, Tensor_t
 from ..metrics import MetricsCollection
 from ..model import Model
 from ..params import CreateOptimizer, CreateSolver, DataReaderParams
@@ -50,7 +50,8 @@ class InferenceModel:
     def predict(self, num_batches: int, source: str, data_reader_type, check_type, slot_size_array=(),
                 data_source_params=None, reading_file_sequentially: bool = True, num_samples: int = 0) -> np.ndarray:
         """``(num_batches * max_batchsize, label_dim)`` probabilities of the data in ``source`` (a file list, or
-        a Raw file of ``num_samples`` samples), in file order; data shorter than that is read again."""
+        a Raw file of ``num_samples`` samples), in file order; data shorter than that is read again. One
+        reader thread reads the files in list order, which is what ``reading_file_sequentially`` asks for."""
         return np.concatenate([p for p, _ in self._batches(num_batches, source, data_reader_type, check_type,
                                                            slot_size_array, data_source_params, num_samples)])
 
@@ -65,8 +66,6 @@ class InferenceModel:
 
     def check_out_tensor(self, tensor_name: str) -> np.ndarray:
         """A tensor of the last predicted batch (``Model.check_out_tensor`` with ``Tensor_t.Evaluate``)."""
-        from ..enums import Tensor_t
-
         return self.model.check_out_tensor(tensor_name, Tensor_t.Evaluate)
 
     def _batches(self, num_batches, source, data_reader_type, check_type, slot_size_array, data_source_params,
@@ -111,7 +110,12 @@ class InferenceSession(InferenceModel):
             if missing:
                 raise TypeError(f"InferenceSession.predict() missing argument(s): {', '.join(missing)}")
             return self._predict_arrays(values["dense_feature"], values["embeddingcolumns"], values["row_ptrs"])
-        return super().predict(*args, **kwargs)
+        return super().predict(**_session_file_arguments("predict", args, kwargs))
+
+    def evaluate(self, *args, **kwargs) -> float:
+        """``evaluate(num_batches, source, data_reader_type, check_type, slot_size_array=[], num_samples=0,
+        data_source_params=...)``: the AUC, as ``InferenceModel.evaluate``."""
+        return super().evaluate(**_session_file_arguments("evaluate", args, kwargs))
 
     def refresh_embedding_cache(self) -> None:
         """Nothing to refresh: the whole tables are on the device, no cache in front of a parameter server."""
@@ -158,6 +162,22 @@ class InferenceSession(InferenceModel):
                       dense=torch.from_numpy(dense.reshape(num_samples, inp.dense_dim).copy()), sparse=sparse)
         probabilities, _ = self._forward(batch)
         return probabilities.reshape(-1).tolist()
+
+
+# The session's file overloads put num_samples before data_source_params (InferenceModel's have no num_samples).
+_SESSION_FILE_ARGUMENTS = ("num_batches", "source", "data_reader_type", "check_type", "slot_size_array", "num_samples",
+                           "data_source_params")
+
+
+def _session_file_arguments(what: str, args: tuple, kwargs: dict) -> dict:
+    if len(args) > len(_SESSION_FILE_ARGUMENTS):
+        raise TypeError(f"InferenceSession.{what}() takes at most {len(_SESSION_FILE_ARGUMENTS)} positional "
+                        f"arguments ({', '.join(_SESSION_FILE_ARGUMENTS)}), got {len(args)}")
+    named = dict(zip(_SESSION_FILE_ARGUMENTS, args))
+    twice = sorted(set(named) & set(kwargs))
+    if twice:
+        raise TypeError(f"InferenceSession.{what}() got {', '.join(twice)} both by position and by keyword")
+    return {**named, **kwargs}
 
 
 def CreateInferenceSession(model_config_path: str, inference_params: InferenceParams) -> InferenceSession:  # noqa: N802
