@@ -101,3 +101,16 @@ def test_inference_params_keywords_and_checks(tmp_path):
         params(tmp_path, max_batch_size=64)
     with pytest.raises(TypeError, match="sparse_model_files must be a list"):
         params(tmp_path, sparse_model_files="m0_sparse_20.model")
+
+
+@pytest.mark.gpu
+def test_gpu_inference_matches_the_trained_model(snapshot, planted_data):
+    """On a GPU machine the snapshot fixture trains on the GPU (the default device) and inference runs there
+    too, compiled and replayed from CUDA graphs like the training model's evaluation."""
+    folder, expected, auc = snapshot
+    model = InferenceModel(str(folder / "graph.json"), params(folder))
+    assert model.model.device.type == "cuda"
+    args = (2, planted_data.eval_source, hugectr.DataReaderType_t.Parquet, hugectr.Check_t.Non,
+            planted_data.slot_size_array)
+    np.testing.assert_allclose(model.predict(*args), expected, rtol=1e-5, atol=1e-6)
+    assert model.evaluate(*args) == pytest.approx(auc, abs=1e-4)
