@@ -9,13 +9,13 @@ import torch
 from . import fit as fit_loops
 from . import log
 from . import tensor_checkout
-from .io import predictions
 from .data.device_feed import DeviceFeed
 from .data.reader import DataReader, SourceOptions, parquet_worker_count
 from .distributed import data_parallel, env
 from .distributed.batch_part import global_size
 from .enums import DataReaderType_t, FileSystemType_t, MetricsType
 from .graph import Graph
+from .io import predictions
 from .layers.base import WeightInit
 from .metrics import MetricsCollection
 from .network import DenseNetwork

@@ -8,10 +8,11 @@ The parent has run the script up to ``Model(...)`` when it starts the ranks, so 
 that already happened once, as in HugeCTR's one process per node: in the ranks, the standard output
 stays quiet until ``Model(...)`` has joined them and then only rank 0 prints (``quiet_until_joined``,
 ``speak_if_rank_zero``), and ``DataGenerator.generate()`` before ``Model(...)`` is skipped
-(``once_across_ranks``) instead of every rank racing to write the same files. The first rank that fails stops the others
-(SIGTERM, then SIGKILL after a grace period), so a crash never leaves the rest waiting in a
-collective. Several nodes need a launcher on every node (torchrun, mpirun): the parent cannot
-start processes elsewhere.
+(``once_across_ranks``) instead of every rank racing to write the same files.
+
+The first rank that fails stops the others (SIGTERM, then SIGKILL after a grace period), so a crash
+never leaves the rest waiting in a collective. Several nodes need a launcher on every node (torchrun,
+mpirun): the parent cannot start processes elsewhere.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def once_across_ranks(action: Callable[[], None]) -> None:
     ranks. Once the ranks are joined, rank 0 runs it and the others wait for it at a barrier.
     Elsewhere (one process, or ranks of torchrun / mpirun before ``Model(...)``) it simply runs.
     """
-    from . import env
+    from . import env      # here, not at the top: env imports this module
 
     if env.is_distributed():
         if env.rank() == 0:
