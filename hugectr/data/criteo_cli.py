@@ -69,11 +69,14 @@ def _hash_sizes(text: str):
 
 
 class _ValueDefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows the default of every option that takes a value; an on/off flag's help says what it turns
-    off, and its stored default (True) would read as if the flag were on."""
+    """Shows the default of every optional setting that takes a value. An on/off flag's help says what it
+    turns off (its stored default, True, would read as if the flag were on); a required option or one
+    without a default (None) has none to show."""
 
     def _get_help_string(self, action):
-        return action.help if action.nargs == 0 else super()._get_help_string(action)
+        if action.nargs == 0 or action.required or action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
