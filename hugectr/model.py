@@ -238,8 +238,18 @@ class Model(ModelFiles):
         self.get_data_reader_train().start()
         self.get_data_reader_eval().start()
 
-    def set_source(self, source: str, eval_source: str) -> None:
-        """Swap the train and eval sources between ``fit`` calls (epoch mode only)."""
+    def set_source(self, source: str, eval_source: str, *, keyset=None) -> None:
+        """Swap the train and eval sources between ``fit`` calls (epoch mode only).
+
+        ``keyset=`` (HugeCTR <= 23.08, with ``source`` a list of file lists) fed the embedding training
+        cache, which staged each list's keys from a parameter server; here the whole table is on the
+        device, so that form is refused with the call that does the same (one file list per ``fit``).
+        """
+        if keyset is not None or not isinstance(source, str):
+            raise TypeError("Model.set_source(source=[...], keyset=[...], eval_source=...) is the embedding training "
+                            "cache's form (HugeCTR <= 23.08), which hugectr does not need: the whole table stays on "
+                            "the device. Train on each file list in turn with "
+                            "model.set_source(source=file_list, eval_source=eval_source) and model.fit(num_epochs=...)")
         if self.solver.repeat_dataset:
             raise RuntimeError("Model.set_source can only be used in epoch mode (CreateSolver(repeat_dataset=False))")
         self.reader_params.source = [source]

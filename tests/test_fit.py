@@ -128,3 +128,24 @@ def test_nan_loss_is_reported(tmp_path, build_small_model, planted_data):
     model = build_small_model(data)
     with pytest.raises(LossDiverged, match="Loss cannot converge"):
         model.fit(max_iter=4, display=2, eval_interval=0, snapshot=0)
+
+
+def test_set_source_between_fits_trains_on_the_new_list(planted_data, build_small_model, tmp_path, capsys):
+    """Epoch mode: Model.set_source(source, eval_source) between fit calls; the next fit reads the new list."""
+    from hugectr.data.file_list import read_file_list, write_file_list
+
+    one_file = str(tmp_path / "one_file.txt")
+    write_file_list(one_file, read_file_list(planted_data.source)[:1])        # 512 samples: 8 batches of 64
+    model = build_small_model(planted_data, repeat_dataset=False)
+    model.fit(num_epochs=1, display=0, eval_interval=0, snapshot=0)
+    model.set_source(source=one_file, eval_source=planted_data.eval_source)
+    capsys.readouterr()
+    model.fit(num_epochs=1, display=0, eval_interval=0, snapshot=0)
+    lines = info_lines(capsys.readouterr().out)
+    assert f"Training source file: {one_file}" in lines
+    assert re.fullmatch(r"Finish 1 epochs 9 global iterations with batchsize 64 in [\d.]+s\.", lines[-1])
+    with pytest.raises(TypeError, match="embedding training cache's form.*set_source\\(source=file_list"):
+        model.set_source(source=[one_file, planted_data.source], keyset=["a.keyset", "b.keyset"],
+                         eval_source=planted_data.eval_source)
+    with pytest.raises(RuntimeError, match="only be used in epoch mode"):
+        build_small_model(planted_data).set_source(one_file, planted_data.eval_source)
