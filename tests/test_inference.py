@@ -33,7 +33,7 @@ def snapshot(planted_data, tmp_path_factory):
     probabilities = []
     for _ in range(2):
         model.eval()
-        probabilities.append(model.engine.last_eval[0].numpy())
+        probabilities.append(model.engine.last_eval[0].cpu().numpy())
     auc = dict(model.get_eval_metrics())["AUC"]
     return folder, np.concatenate(probabilities), auc
 
