@@ -89,6 +89,7 @@ class StepEngine:
         self.collections = list(collections or [])            # EmbeddingCollection runtimes
         self.recorder = StepRecorder(network, flat, settings.device)   # what check_out_tensor replays
         self.gradient_sum = GradientAllReduce(flat)                   # no-op on one rank
+        self._pooled_buffers: dict[str, torch.Tensor] = {}            # with CUDA graphs: _static_pooled
 
     def _step_begins(self) -> None:
         """With CUDA graphs: the outputs of the last replay may now be overwritten (each step uses its own
@@ -113,13 +114,31 @@ class StepEngine:
         # cross and MLP layers read, and adds casts in front of every matmul).
         tensors = {self.label_name: batch.label, self.dense_name: batch.dense.to(out_dtype)}
         for name, (bottom, table) in self.tables.items():
-            pooled = table.lookup(batch.sparse[bottom], training=training, out_dtype=out_dtype)  # (B, slots, ev)
+            keys = batch.sparse[bottom]
+            out = self._static_pooled(name, (keys.batch_size, table.slot_num, table.embedding_vec_size), out_dtype) \
+                if training and self.settings.cuda_graphs else None
+            pooled = table.lookup(keys, training=training, out_dtype=out_dtype, out=out)   # (B, slots, ev)
             if training:
                 pooled.requires_grad_(True)
             tensors[name] = pooled
         for collection in self.collections:             # outputs derive from leaves that require grad
             tensors.update(collection.lookup(batch.sparse, training=training, out_dtype=out_dtype))
         return tensors
+
+    def _static_pooled(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """The buffer at a fixed address that embedding ``name``'s training lookups pool into.
+
+        A CUDA graph reads its inputs from fixed addresses: any other input is first copied there, a
+        full read and write of the pooled output every step (0.44 GB for the DLRM workload, ~0.3 ms
+        on an H100). Marked static, the graph reads this buffer in place. Its gradient is dropped
+        after each update (``train_step``) so that backward does not add to the last one.
+        """
+        buffer = self._pooled_buffers.get(name)
+        if buffer is None or tuple(buffer.shape) != shape or buffer.dtype != dtype:
+            buffer = torch.empty(shape, dtype=dtype, device=self.settings.device)
+            torch._dynamo.mark_static_address(buffer)
+            self._pooled_buffers[name] = buffer
+        return buffer
 
     def _reported_loss(self, losses: dict[str, torch.Tensor], terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """HugeCTR's reported loss, summed over losses; each loss type weighs its label weight its own way."""
@@ -159,6 +178,7 @@ class StepEngine:
         self.gradient_sum.start()               # summed over ranks while the embeddings update
         for name, (_, table) in self.tables.items():
             table.update(inputs[name].grad, sparse_lrs[name], self.settings.scaler)
+            inputs[name].grad = None            # a reused buffer (_static_pooled) must not accumulate
         for collection in self.collections:
             collection.update(dense_lr if collection_lr is None else collection_lr, self.settings.scaler)
         self.gradient_sum.wait()

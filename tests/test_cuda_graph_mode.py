@@ -63,7 +63,17 @@ def assert_same_training(device, monkeypatch, planted_data, build_small_model, s
     # A value kept for check_out_tensor stays readable after further steps.
     kept = graphed.check_out_tensor("fc1", hugectr.Tensor_t.Evaluate)
     graphed.train()
+    plain.train()
     assert np.array_equal(kept, graphed.check_out_tensor("fc1", hugectr.Tensor_t.Evaluate))
+    # The training lookup pools into one buffer at a fixed address (read by the graph in place): an
+    # eval lookup in between must leave the last training step's embedding output as it was.
+    for model in (graphed, plain):
+        model.eval()
+    np.testing.assert_allclose(graphed.check_out_tensor("emb", hugectr.Tensor_t.Train),
+                               plain.check_out_tensor("emb", hugectr.Tensor_t.Train), rtol=1e-5, atol=1e-6)
+    buffer = graphed.engine._pooled_buffers["emb"]
+    assert graphed.engine.recorder.train.inputs["emb"].data_ptr() == buffer.data_ptr()
+    assert buffer.grad is None                                   # dropped after the update, not summed into
 
 
 def test_graph_mode_trains_like_the_compiled_network_on_cpu(monkeypatch, planted_data, build_small_model):

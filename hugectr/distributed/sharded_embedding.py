@@ -164,10 +164,14 @@ class ShardedEmbeddingTable(ShardedFiles, nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
     @torch.no_grad()
-    def lookup(self, keys: SparseBatch, training: bool, out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """(B_local, slots, ev) pooled vectors of this rank's samples; every rank must call it together."""
+    def lookup(self, keys: SparseBatch, training: bool, out_dtype: torch.dtype = torch.float32,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+        """(B_local, slots, ev) pooled vectors of this rank's samples; every rank must call it together.
+
+        ``out``: a (B_local, slots, ev) tensor to write them into; it is returned itself.
+        """
         if self.world == 1:                     # nothing to exchange: the shard is the whole table
-            return self.shard.lookup(keys, training, out_dtype)
+            return self.shard.lookup(keys, training, out_dtype, out)
         if keys.num_slots != self.slot_num:
             raise ValueError(f"SparseEmbedding '{self.name}': the sparse input has {keys.num_slots} slot(s) per "
                              f"sample, the embedding was built for {self.slot_num}")
@@ -199,7 +203,8 @@ class ShardedEmbeddingTable(ShardedFiles, nn.Module):
         if training:
             self._saved = _Route(out.seg_send, out.seg_recv, out.seg_bags, bag_scale,
                                  (keys.batch_size, keys.num_slots), unique_rows, inverse, key_segments, groups)
-        return pooled.to(out_dtype).view(keys.batch_size, keys.num_slots, self.embedding_vec_size)
+        pooled = pooled.view(keys.batch_size, keys.num_slots, self.embedding_vec_size)
+        return pooled.to(out_dtype) if out is None else out.copy_(pooled)
 
     def _insert(self, keys: torch.Tensor, slots: torch.Tensor):
         """``(unique_rows, inverse, groups)`` of the received keys, inserting new ones into the shard.

@@ -127,18 +127,25 @@ class SparseEmbeddingTable(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
     @torch.no_grad()
-    def lookup(self, keys: SparseBatch, training: bool, out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def lookup(self, keys: SparseBatch, training: bool, out_dtype: torch.dtype = torch.float32,
+               out: torch.Tensor | None = None) -> torch.Tensor:
         """(B, slots, ev) pooled vectors in ``out_dtype``. Training inserts unseen keys; eval gives them 0.
 
         Pooling is ``hugectr.kernels.embedding_pool`` (one Triton kernel on CUDA, accumulating in
-        fp32; at evaluation the hash find runs inside it), the torch reference elsewhere.
+        fp32; at evaluation the hash find runs inside it), the torch reference elsewhere. ``out``: a
+        contiguous (B, slots, ev) tensor to pool into; it is returned itself.
         """
         if keys.num_slots != self.slot_num:
             raise ValueError(f"SparseEmbedding '{self.name}': the sparse input has {keys.num_slots} slot(s) per "
                              f"sample, the embedding was built for {self.slot_num}")
         keys = keys.to(self.device)
         offsets = None if keys.hotness else keys.offsets              # fixed hotness: no offsets to read
-        pool_args = dict(hotness=keys.hotness or None, combiner=self.combiner, out_dtype=out_dtype)
+        shape = (keys.batch_size, keys.num_slots, self.embedding_vec_size)
+        if out is not None and tuple(out.shape) != shape:
+            raise ValueError(f"SparseEmbedding '{self.name}': out has shape {tuple(out.shape)}, the batch needs "
+                             f"{shape}")
+        flat_out = None if out is None else out.view(-1, self.embedding_vec_size)
+        pool_args = dict(hotness=keys.hotness or None, combiner=self.combiner, out_dtype=out_dtype, out=flat_out)
         if training:
             unique_rows, inverse, new_rows, first_seen, groups = self.hash_table.insert_or_find_grouped(keys.values)
             rows = unique_rows[inverse]                                # (nnz,)
@@ -153,7 +160,7 @@ class SparseEmbeddingTable(nn.Module):
         else:
             pooled = embedding_pool(self.rows, keys.values, offsets, hash_slots=self.hash_table.slots(),
                                     **pool_args)                       # unseen keys: row -1, add 0
-        return pooled.view(keys.batch_size, keys.num_slots, self.embedding_vec_size)
+        return pooled.view(shape) if out is None else out
 
     def _key_scale(self, keys: SparseBatch, bag_ids: torch.Tensor) -> torch.Tensor | None:
         """Mean combiner: 1 / nnz of each key's bag (nnz <= 1 leaves the sum as it is)."""

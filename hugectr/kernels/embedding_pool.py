@@ -28,7 +28,7 @@ _MAX_BLOCK_D = 256
 _TILE_ELEMENTS = 4096        # BLOCK_B * BLOCK_D: 16 KiB of fp32 per gathered tile
 
 
-def _check(weights, indices, offsets, hotness, combiner, out_dtype) -> int:
+def _check(weights, indices, offsets, hotness, combiner, out_dtype, out=None) -> int:
     """Validates the arguments; returns the number of bags."""
     if combiner not in COMBINERS:
         raise ValueError(f"embedding_pool: combiner {combiner!r}, expected one of {COMBINERS}")
@@ -41,17 +41,24 @@ def _check(weights, indices, offsets, hotness, combiner, out_dtype) -> int:
     if offsets is None and not hotness:
         raise ValueError("embedding_pool: give the CSR offsets (num_bags + 1,) or a fixed hotness >= 1")
     if offsets is not None:
-        return offsets.numel() - 1
-    if indices.numel() % hotness:
+        num_bags = offsets.numel() - 1
+    elif indices.numel() % hotness:
         raise ValueError(f"embedding_pool: {indices.numel()} indices is not a multiple of hotness {hotness}")
-    return indices.numel() // hotness
+    else:
+        num_bags = indices.numel() // hotness
+    if out is not None:
+        expected = (num_bags, weights.shape[1])
+        if tuple(out.shape) != expected or out.dtype != out_dtype or not out.is_contiguous():
+            raise ValueError(f"embedding_pool: out must be a contiguous {expected} {out_dtype} tensor, got "
+                             f"{tuple(out.shape)} {out.dtype}")
+    return num_bags
 
 
 # -- reference ------------------------------------------------------------------------------------
 def embedding_pool_reference(weights: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor | None, *,
                              hotness: int | None = None, combiner: str = "sum",
                              hash_slots: HashSlots | None = None,
-                             out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                             out_dtype: torch.dtype = torch.float32, out: torch.Tensor | None = None) -> torch.Tensor:
     """(num_bags, D) pooled rows in plain torch (``F.embedding_bag`` with per-key weights).
 
     >>> w = torch.arange(6, dtype=torch.float32).view(3, 2)
@@ -60,7 +67,7 @@ def embedding_pool_reference(weights: torch.Tensor, indices: torch.Tensor, offse
             [0.0000, 0.0000],
             [2.0000, 3.0000]])
     """
-    num_bags = _check(weights, indices, offsets, hotness, combiner, out_dtype)
+    num_bags = _check(weights, indices, offsets, hotness, combiner, out_dtype, out)
     indices = indices.reshape(-1)
     if offsets is None:
         offsets = torch.arange(0, indices.numel() + 1, hotness, dtype=torch.int64, device=indices.device)
@@ -73,7 +80,7 @@ def embedding_pool_reference(weights: torch.Tensor, indices: torch.Tensor, offse
         per_key = per_key / sizes[bag_of_key]
     pooled = F.embedding_bag(rows.clamp(min=0), weights, offsets, mode="sum", per_sample_weights=per_key,
                              include_last_offset=True)                         # (num_bags, D) fp32
-    return pooled.to(out_dtype)
+    return pooled.to(out_dtype) if out is None else out.copy_(pooled)
 
 
 # -- Triton ---------------------------------------------------------------------------------------
@@ -126,12 +133,13 @@ def launch_config(dim: int) -> tuple[int, int, int]:
 
 def embedding_pool_triton(weights: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor | None, *,
                           hotness: int | None = None, combiner: str = "sum", hash_slots: HashSlots | None = None,
-                          out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                          out_dtype: torch.dtype = torch.float32, out: torch.Tensor | None = None) -> torch.Tensor:
     """(num_bags, D) pooled rows, one fused Triton kernel (find included when ``hash_slots`` is given)."""
-    num_bags = _check(weights, indices, offsets, hotness, combiner, out_dtype)
+    num_bags = _check(weights, indices, offsets, hotness, combiner, out_dtype, out)
     dim = weights.shape[1]
     weights, indices = weights.contiguous(), indices.reshape(-1).contiguous()
-    out = torch.empty(num_bags, dim, dtype=out_dtype, device=weights.device)
+    if out is None:
+        out = torch.empty(num_bags, dim, dtype=out_dtype, device=weights.device)
     if num_bags == 0 or dim == 0:
         return out
     if offsets is None:
@@ -152,7 +160,7 @@ def embedding_pool_triton(weights: torch.Tensor, indices: torch.Tensor, offsets:
 
 def embedding_pool(weights: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor | None, *,
                    hotness: int | None = None, combiner: str = "sum", hash_slots: HashSlots | None = None,
-                   out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                   out_dtype: torch.dtype = torch.float32, out: torch.Tensor | None = None) -> torch.Tensor:
     """(num_bags, D) bags of ``weights`` rows pooled with ``combiner`` (Triton on CUDA).
 
     Args:
@@ -163,7 +171,9 @@ def embedding_pool(weights: torch.Tensor, indices: torch.Tensor, offsets: torch.
         combiner: ``"sum"`` or ``"mean"`` (divides by the bag size, absent keys included, when > 1).
         hash_slots: the table to find ``indices`` in (evaluation); None when they are rows already.
         out_dtype: float32, float16 or bfloat16; the sum is always accumulated in fp32.
+        out: a contiguous (num_bags, D) ``out_dtype`` tensor to write into (and return) instead of a new
+            one: a buffer at a fixed address, which a CUDA graph reads without copying it first.
     """
     pool = embedding_pool_triton if triton_enabled(weights.device) else embedding_pool_reference
     return pool(weights, indices, offsets, hotness=hotness, combiner=combiner, hash_slots=hash_slots,
-                out_dtype=out_dtype)
+                out_dtype=out_dtype, out=out)

@@ -79,6 +79,9 @@ def check_hotness_path(device, num_bags, hotness, num_rows, dim, combiner, dtype
     for pool in (embedding_pool_triton, embedding_pool_reference):
         assert_close(pool(weights, indices, None, hotness=hotness, combiner=combiner, out_dtype=dtype), expected,
                      dtype)
+        out = torch.full((num_bags, dim), float("nan"), dtype=dtype, device=device)   # a caller's buffer
+        assert pool(weights, indices, None, hotness=hotness, combiner=combiner, out_dtype=dtype, out=out) is out
+        assert_close(out, expected, dtype)
 
 
 def check_find_path(device, capacity, num_bags, dim, combiner, seed, monkeypatch):
@@ -119,6 +122,9 @@ def check_table_lookup_modes(device, monkeypatch, batch_size, slots, dim, combin
         outputs[mode] = [table.lookup(b, training=True) for b in batches]
         outputs[mode] += [table.lookup(b, training=False) for b in batches + [unseen]]
         outputs[mode].append(table.lookup(unseen, training=False, out_dtype=torch.bfloat16))
+        out = torch.full((batch_size, slots, dim), float("nan"), device=device)
+        assert table.lookup(batches[1], training=True, out=out) is out
+        outputs[mode].append(out)
     for got, expected in zip(outputs["triton"], outputs["torch"]):
         assert_close(got, expected, got.dtype)
     assert tables["triton"].export()[0].tolist() == tables["torch"].export()[0].tolist()
@@ -178,6 +184,10 @@ def test_user_errors_name_what_was_wrong():
         embedding_pool(weights, rows, None)
     with pytest.raises(TypeError, match="int64"):
         embedding_pool(weights, rows.int(), offsets)
+    with pytest.raises(ValueError, match=r"out must be a contiguous \(1, 2\) torch.float32 tensor, got \(2, 2\)"):
+        embedding_pool(weights, rows, offsets, out=torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="out must be .* got \\(1, 2\\) torch.float16"):
+        embedding_pool(weights, rows, offsets, out=torch.zeros(1, 2, dtype=torch.float16))
 
 
 # -- GPU (real kernels, larger) -----------------------------------------------------------------
