@@ -26,20 +26,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rows", type=int, default=30)
     parser.add_argument("--host-profile", action="store_true", help="also cProfile the host side of the steps")
+    parser.add_argument("--after", type=int, default=8,
+                        help="untimed steps first (a large value profiles the steady state of a long run)")
+    parser.add_argument("--shapes", action="store_true", help="also list the ops by input shape")
     args = parser.parse_args()
     w = {"DLRM": DLRM, "DCN": DCN}[args.workload]
     device = torch.device("cuda")
     model = build_hugectr_model(w, args.precision)
     batches = make_batches(w, 4, device)
     lrs = {name: 0.001 for name in model.engine.tables}
-    for i in range(8):
+    for i in range(args.after):
         model.engine.train_step(batches[i % 4], 0.001, lrs)
     torch.cuda.synchronize()
     report_host_bound(model, batches, lrs, 20)
     if args.host_profile:
         profile_host(model, batches, lrs, 20, args.rows)
     start = time.perf_counter()
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=args.shapes) as prof:
         for i in range(args.steps):
             model.engine.train_step(batches[i % 4], 0.001, lrs)
         torch.cuda.synchronize()
@@ -55,6 +58,9 @@ def main() -> None:
     print(f"{kernels / args.steps:.0f} GPU kernels and copies per step; the GPU is busy {busy / args.steps:.2f} ms "
           "a step (the step's floor once the host keeps up)")
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=args.rows, max_name_column_width=60))
+    if args.shapes:
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by="cuda_time_total", row_limit=args.rows,
+                                                                 max_name_column_width=40, max_shapes_column_width=80))
 
 
 def profile_host(model, batches, lrs, steps: int, rows: int) -> None:
