@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--after", type=int, default=8,
                         help="untimed steps first (a large value profiles the steady state of a long run)")
     parser.add_argument("--shapes", action="store_true", help="also list the ops by input shape")
+    parser.add_argument("--name-width", type=int, default=60, help="characters of each kernel's name shown")
     args = parser.parse_args()
     w = {"DLRM": DLRM, "DCN": DCN}[args.workload]
     device = torch.device("cuda")
@@ -57,7 +58,7 @@ def main() -> None:
     busy = sum(e.self_device_time_total for e in on_gpu) / 1e3   # us -> ms
     print(f"{kernels / args.steps:.0f} GPU kernels and copies per step; the GPU is busy {busy / args.steps:.2f} ms "
           "a step (the step's floor once the host keeps up)")
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=args.rows, max_name_column_width=60))
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=args.rows, max_name_column_width=args.name_width))
     if args.shapes:
         print(prof.key_averages(group_by_input_shape=True).table(sort_by="cuda_time_total", row_limit=args.rows,
                                                                  max_name_column_width=40, max_shapes_column_width=80))
