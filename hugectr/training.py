@@ -115,8 +115,8 @@ class StepEngine:
         tensors = {self.label_name: batch.label, self.dense_name: batch.dense.to(out_dtype)}
         for name, (bottom, table) in self.tables.items():
             keys = batch.sparse[bottom]
-            out = self._static_pooled(name, (keys.batch_size, table.slot_num, table.embedding_vec_size), out_dtype) \
-                if training and self.settings.cuda_graphs else None
+            shape = (keys.batch_size, table.slot_num, table.embedding_vec_size)
+            out = self._static_pooled(name, shape, out_dtype) if training and self.settings.cuda_graphs else None
             pooled = table.lookup(keys, training=training, out_dtype=out_dtype, out=out)   # (B, slots, ev)
             if training:
                 pooled.requires_grad_(True)

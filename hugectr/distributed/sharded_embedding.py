@@ -177,12 +177,13 @@ class ShardedEmbeddingTable(ShardedFiles, nn.Module):
                              f"sample, the embedding was built for {self.slot_num}")
         keys = keys.to(self.device)
         bag_ids = keys.bag_ids()                                                   # (nnz,)
-        out = _outbound(keys, bag_ids, key_owners(keys, bag_ids, self.world, self.localized), self.world, self.group)
-        received = all_to_all_rows(out.packed, out.key_send, out.key_recv, self.group)   # (keys here, 3)
+        owners = key_owners(keys, bag_ids, self.world, self.localized)
+        outbound = _outbound(keys, bag_ids, owners, self.world, self.group)
+        received = all_to_all_rows(outbound.packed, outbound.key_send, outbound.key_recv, self.group)   # (keys here, 3)
         recv_keys = as_rows_of(received[:, :2], torch.int64).view(-1)          # (n,): a rank may get none
         meta = received[:, 2]
         key_segments = torch.cumsum(meta & 1, 0) - 1                               # (n,) received segment
-        num_segments = sum(out.seg_recv)
+        num_segments = sum(outbound.seg_recv)
         sizes = torch.zeros(num_segments, dtype=torch.int64, device=self.device)
         sizes.index_add_(0, key_segments, torch.ones_like(key_segments))
         offsets = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes, 0)])          # (segments + 1,) CSR
@@ -192,16 +193,16 @@ class ShardedEmbeddingTable(ShardedFiles, nn.Module):
         else:
             partial = embedding_pool(self.shard.rows, recv_keys, offsets, combiner="sum",
                                      hash_slots=self.shard.hash_table.slots())   # unseen keys add 0
-        returned = all_to_all_rows(partial, out.seg_recv, out.seg_send, self.group)   # (segments sent, ev)
+        returned = all_to_all_rows(partial, outbound.seg_recv, outbound.seg_send, self.group)   # (segments sent, ev)
         num_bags = keys.batch_size * keys.num_slots
         pooled = torch.zeros(num_bags, self.embedding_vec_size, dtype=torch.float32, device=self.device)
-        pooled.index_add_(0, out.seg_bags, returned)                               # (B * slots, ev)
+        pooled.index_add_(0, outbound.seg_bags, returned)                               # (B * slots, ev)
         bag_scale = None
         if self.combiner == "mean":
             bag_scale = 1.0 / keys.bag_sizes().clamp(min=1).to(torch.float32)      # (B * slots,)
             pooled.mul_(bag_scale[:, None])
         if training:
-            self._saved = _Route(out.seg_send, out.seg_recv, out.seg_bags, bag_scale,
+            self._saved = _Route(outbound.seg_send, outbound.seg_recv, outbound.seg_bags, bag_scale,
                                  (keys.batch_size, keys.num_slots), unique_rows, inverse, key_segments, groups)
         pooled = pooled.view(keys.batch_size, keys.num_slots, self.embedding_vec_size)
         return pooled.to(out_dtype) if out is None else out.copy_(pooled)

@@ -185,7 +185,9 @@ def train(table, s: Scenario, part: slice, device) -> dict:
     states = [state.to("cpu", copy=True) for state in table.optimizer_states()]   # not views of live state
     last_steps = last_steps_of(table)
     last_steps = None if last_steps is None else last_steps.cpu()
-    eval_out = table.lookup(s.eval_batch.slice_samples(part.start, part.stop), training=False).cpu()
+    eval_batch = s.eval_batch.slice_samples(part.start, part.stop)
+    buffer = torch.full((eval_batch.batch_size, SLOTS, table.embedding_vec_size), float("nan"), device=device)
+    eval_out = table.lookup(eval_batch, training=False, out=buffer).cpu()       # lookup(out=) fills the buffer
     keys, vectors, slot_ids = exports[-1]
     checkpoint = (keys, vectors, slot_ids, states, last_steps, _optimizer(table).step)
     continued = dict(output=_step(table, s.batches[-1], s.grads[-1], part, device), export=export_cpu(table))
