@@ -42,7 +42,7 @@ from torch import nn
 from ..embedding.capacity import is_localized
 from ..embedding.hash_table import HashTableOverflowError
 from ..embedding.sparse_batch import SparseBatch
-from ..embedding.sparse_embedding import SparseEmbeddingTable
+from ..embedding.sparse_embedding import SparseEmbeddingTable, check_pooled_out
 from ..kernels.embedding_pool import embedding_pool
 from ..kernels.embedding_update import Occurrences, embedding_update
 from ..params.graph import SparseEmbedding
@@ -175,6 +175,7 @@ class ShardedEmbeddingTable(ShardedFiles, nn.Module):
         if keys.num_slots != self.slot_num:
             raise ValueError(f"SparseEmbedding '{self.name}': the sparse input has {keys.num_slots} slot(s) per "
                              f"sample, the embedding was built for {self.slot_num}")
+        check_pooled_out(self.name, out, (keys.batch_size, self.slot_num, self.embedding_vec_size), out_dtype)
         keys = keys.to(self.device)
         bag_ids = keys.bag_ids()                                                   # (nnz,)
         owners = key_owners(keys, bag_ids, self.world, self.localized)

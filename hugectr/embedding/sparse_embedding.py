@@ -79,6 +79,13 @@ def checked_key_file(name: str, keys, vectors, slot_ids, ev: int, localized: boo
     return keys, vectors.reshape(n, ev), slot_ids
 
 
+def check_pooled_out(name: str, out: torch.Tensor | None, shape: tuple[int, int, int], dtype: torch.dtype) -> None:
+    """A caller's ``lookup(out=)`` buffer must be the pooled output's shape and dtype (no silent cast)."""
+    if out is not None and (tuple(out.shape) != shape or out.dtype != dtype):
+        raise ValueError(f"SparseEmbedding '{name}': out is {tuple(out.shape)} {out.dtype}, the batch needs "
+                         f"{shape} {dtype}")
+
+
 class SparseEmbeddingTable(nn.Module):
     """The table, hash map and optimizer state of one ``SparseEmbedding`` on one device.
 
@@ -141,9 +148,7 @@ class SparseEmbeddingTable(nn.Module):
         keys = keys.to(self.device)
         offsets = None if keys.hotness else keys.offsets              # fixed hotness: no offsets to read
         shape = (keys.batch_size, keys.num_slots, self.embedding_vec_size)
-        if out is not None and tuple(out.shape) != shape:
-            raise ValueError(f"SparseEmbedding '{self.name}': out has shape {tuple(out.shape)}, the batch needs "
-                             f"{shape}")
+        check_pooled_out(self.name, out, shape, out_dtype)
         flat_out = None if out is None else out.view(-1, self.embedding_vec_size)
         pool_args = dict(hotness=keys.hotness or None, combiner=self.combiner, out_dtype=out_dtype, out=flat_out)
         if training:

@@ -235,6 +235,12 @@ def test_user_mistakes_name_the_embedding():
         table.load(torch.tensor([1, 1]), torch.zeros(2, sc.EV), torch.tensor([0, 0]))
     with pytest.raises(ValueError, match="'emb'.*2 slot"):
         table.lookup(SparseBatch.from_bags([[[1], [2]]]), training=True)
+    one_sample = SparseBatch.from_bags([[[1]] * sc.SLOTS])
+    with pytest.raises(ValueError, match=rf"'emb': out is \(2, {sc.SLOTS}, {sc.EV}\) torch.float32, the batch needs "
+                                         rf"\(1, {sc.SLOTS}, {sc.EV}\) torch.float32"):
+        table.lookup(one_sample, training=False, out=torch.zeros(2, sc.SLOTS, sc.EV))
+    with pytest.raises(ValueError, match=r"'emb': out is .* torch.float16, the batch needs .* torch.float32"):
+        table.lookup(one_sample, training=False, out=torch.zeros(1, sc.SLOTS, sc.EV, dtype=torch.float16))
     with pytest.raises(ValueError, match="'emb'.*rank 3 of 4"):
         params, opt = sc.build_params(case)
         ShardedEmbeddingTable(params, sc.SLOTS, opt, generator=torch.Generator(), device="cpu", num_gpus=4, rank=3)
